@@ -1,0 +1,1 @@
+"""Portfolio agents: cvxpy optimizers, simple baselines and stable-baselines3 adapters."""

@@ -1,0 +1,1 @@
+"""Gymnasium portfolio environments (numpy at step time; torch is never imported here)."""

@@ -1,0 +1,319 @@
+"""The interface every return generator implements.
+
+Timing contract: ``predict(panel, t)`` and ``simulator(panel, t, ...)`` may use rows
+``0..t`` of ``panel`` (information up to the close of day ``t``) and describe day ``t+1``
+onward. Nothing at or after row ``t+1`` is read; tests change those rows and check.
+
+Randomness comes only from the ``numpy.random.Generator`` passed in; torch models derive a
+``torch.Generator`` from it (:func:`torch_generator`). No global RNG state is touched.
+
+Shapes: ``N`` assets, ``P`` paths, ``H`` horizon days, ``S`` samples.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import stats
+
+from factorgym.data import ReturnPanel, Split
+from factorgym.errors import CheckpointError, DataValidationError
+
+__all__ = [
+    "Predictive",
+    "SamplePredictive",
+    "PathSimulator",
+    "ReturnGenerator",
+    "register_generator",
+    "generator_class",
+    "load_generator",
+    "check_context",
+    "torch_generator",
+    "student_t_marginals",
+    "BUILTIN_GENERATORS",
+]
+
+#: Built-in generator kinds and the modules that register them (imported on demand, so that
+#: importing this module - and the environments - never imports torch).
+BUILTIN_GENERATORS: dict[str, str] = {
+    "neuralfactors": "factorgym.generators.neuralfactors",
+    "diffusion": "factorgym.generators.diffusion",
+    "gaussian": "factorgym.generators.baselines",
+    "ledoit_wolf": "factorgym.generators.baselines",
+    "ppca": "factorgym.generators.baselines",
+    "garch": "factorgym.generators.baselines",
+    "bootstrap": "factorgym.generators.baselines",
+}
+
+
+class Predictive(ABC):
+    """The distribution of the next day's simple returns of ``N`` assets.
+
+    ``sample`` is always available; the closed forms (``mean``, ``cov``, ``log_prob``,
+    ``marginal_cdf``, ``marginal_ppf``) are exact where ``has_closed_form`` says so and
+    sample-based otherwise.
+    """
+
+    #: True when mean/cov/log_prob/marginals are exact rather than estimated from samples.
+    has_closed_form: ClassVar[bool] = False
+    #: True when :meth:`log_prob` is available (exactly, or as a labelled estimate).
+    has_log_prob: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def n_assets(self) -> int:
+        """Number of assets ``N``."""
+
+    @abstractmethod
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` joint draws of next-day returns, shape ``(n, N)``."""
+
+    @abstractmethod
+    def mean(self) -> np.ndarray:
+        """Mean vector, shape ``(N,)``."""
+
+    @abstractmethod
+    def cov(self) -> np.ndarray:
+        """Covariance matrix, shape ``(N, N)``."""
+
+    def log_prob(self, r: np.ndarray) -> np.ndarray:
+        """Joint log density (nats) of returns ``r`` ``(..., N)`` -> ``(...)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no joint log density")
+
+    def marginal_log_prob(self, r: np.ndarray) -> np.ndarray:
+        """Per-asset marginal log densities of ``r`` ``(..., N)`` -> ``(..., N)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no marginal log density")
+
+    @abstractmethod
+    def marginal_cdf(self, r: np.ndarray) -> np.ndarray:
+        """Per-asset marginal CDF at ``r`` ``(..., N)`` -> ``(..., N)`` (for calibration)."""
+
+    @abstractmethod
+    def marginal_ppf(self, q: np.ndarray) -> np.ndarray:
+        """Per-asset marginal quantiles at levels ``q`` ``(Q,)`` -> ``(Q, N)`` (for VaR)."""
+
+
+class SamplePredictive(Predictive):
+    """A predictive distribution known only through a sampler.
+
+    Moments and marginals are estimated from ``n_moment_samples`` draws made once with a
+    fixed seed (so they are deterministic), and are labelled as estimates.
+
+    Parameters
+    ----------
+    sampler : callable ``(n, rng) -> ndarray (n, N)``
+    n_assets : int
+    n_moment_samples : int
+    seed : int
+        Seed of the internal draw used for moments/marginals.
+    """
+
+    def __init__(
+        self,
+        sampler: Callable[[int, np.random.Generator], np.ndarray],
+        n_assets: int,
+        n_moment_samples: int = 2000,
+        seed: int = 0,
+    ) -> None:
+        self._sampler = sampler
+        self._n = n_assets
+        self._m = n_moment_samples
+        self._seed = seed
+        self._cache: np.ndarray | None = None
+
+    @property
+    def n_assets(self) -> int:
+        return self._n
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.asarray(self._sampler(n, rng), dtype=np.float64)
+        if out.shape != (n, self._n):
+            raise RuntimeError(f"sampler returned shape {out.shape}, expected {(n, self._n)}")
+        return out
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The fixed draw ``(n_moment_samples, N)`` behind the moment estimates."""
+        if self._cache is None:
+            self._cache = self.sample(self._m, np.random.default_rng(self._seed))
+        return self._cache
+
+    def mean(self) -> np.ndarray:
+        return self.samples.mean(axis=0)
+
+    def cov(self) -> np.ndarray:
+        return np.cov(self.samples, rowvar=False).reshape(self._n, self._n)
+
+    def marginal_cdf(self, r: np.ndarray) -> np.ndarray:
+        s = np.sort(self.samples, axis=0)
+        r = np.asarray(r, dtype=np.float64)
+        flat = r.reshape(-1, self._n)
+        out = np.empty_like(flat)
+        for j in range(self._n):
+            out[:, j] = np.searchsorted(s[:, j], flat[:, j], side="right") / s.shape[0]
+        return out.reshape(r.shape)
+
+    def marginal_ppf(self, q: np.ndarray) -> np.ndarray:
+        return np.quantile(self.samples, np.asarray(q, dtype=np.float64), axis=0)
+
+
+class PathSimulator(ABC):
+    """Rolls ``P`` paths forward one day at a time on the generator's own samples.
+
+    Created by :meth:`ReturnGenerator.simulator` from real history up to day ``t``; each
+    :meth:`step` samples day ``t+1, t+2, ...`` for every path, appends the sample to that
+    path's history and recomputes its features.
+    """
+
+    @property
+    @abstractmethod
+    def n_paths(self) -> int:
+        """Number of paths ``P``."""
+
+    @property
+    @abstractmethod
+    def n_assets(self) -> int:
+        """Number of assets ``N``."""
+
+    @abstractmethod
+    def step(self) -> np.ndarray:
+        """Sample the next day for every path and advance; returns ``(P, N)`` simple returns."""
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``(P, N)`` and covariance ``(P, N, N)`` of the next step (for observations)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose predicted moments")
+
+
+_REGISTRY: dict[str, type[ReturnGenerator]] = {}
+
+
+def register_generator(cls: type[ReturnGenerator]) -> type[ReturnGenerator]:
+    """Class decorator: make a generator loadable by :func:`load_generator` and the CLI."""
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def generator_class(kind: str) -> type[ReturnGenerator]:
+    """The registered generator class called ``kind``."""
+    import importlib
+
+    if kind not in _REGISTRY and kind in BUILTIN_GENERATORS:
+        importlib.import_module(BUILTIN_GENERATORS[kind])
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise DataValidationError(f"unknown generator {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def load_generator(path: str | Path) -> ReturnGenerator:
+    """Load any saved generator artifact, dispatching on the kind recorded inside it."""
+    from factorgym.artifacts import read_artifact
+
+    meta, _, _ = read_artifact(path)
+    kind = meta.get("kind")
+    if not isinstance(kind, str):
+        raise CheckpointError(f"{path} does not record a generator kind")
+    return generator_class(kind).load(path)
+
+
+def check_context(panel: ReturnPanel, t: int, min_history: int, assets: tuple[str, ...] | None = None) -> None:
+    """Validate that ``t`` is a row of ``panel`` with at least ``min_history`` rows up to it."""
+    if not 0 <= t < panel.T:
+        raise DataValidationError(f"context day index {t} is outside {panel.name} (T={panel.T})")
+    if t + 1 < min_history:
+        raise DataValidationError(
+            f"context at {panel.dates[t].date()} has {t + 1} days of history; this generator needs {min_history}"
+        )
+    if assets is not None and tuple(panel.assets) != tuple(assets):
+        raise DataValidationError(
+            f"panel assets {list(panel.assets)[:5]}... differ from the assets the generator was fitted on {list(assets)[:5]}..."
+        )
+
+
+class ReturnGenerator(ABC):
+    """A fitted generative model of the next day's cross-section of returns.
+
+    Estimator style: ``__init__`` stores parameters only; :meth:`fit` learns and returns
+    ``self``; fitted attributes end in ``_`` (``assets_`` at least).
+    """
+
+    #: Registry name, used by the CLI and in saved artifacts.
+    kind: ClassVar[str] = "base"
+
+    assets_: tuple[str, ...]
+
+    @property
+    @abstractmethod
+    def min_history(self) -> int:
+        """Days of history (rows up to and including ``t``) a prediction needs."""
+
+    @abstractmethod
+    def fit(
+        self,
+        panel: ReturnPanel,
+        split: Split,
+        *,
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> ReturnGenerator:
+        """Fit on ``split``'s train rows, select on its validation rows; returns ``self``.
+
+        With ``out_dir``, long fits write resumable checkpoints there and resume from them.
+        """
+
+    @abstractmethod
+    def predict(self, panel: ReturnPanel, t: int) -> Predictive:
+        """Distribution of day ``t+1`` returns given rows ``0..t`` of ``panel``."""
+
+    @abstractmethod
+    def simulator(
+        self, panel: ReturnPanel, t: int, n_paths: int, rng: np.random.Generator
+    ) -> PathSimulator:
+        """``n_paths`` paths starting after day ``t`` of ``panel`` (rows ``0..t`` as history)."""
+
+    def simulate(
+        self,
+        panel: ReturnPanel,
+        t: int,
+        horizon: int,
+        n_paths: int,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Multi-day paths of simple returns, shape ``(n_paths, horizon, N)``."""
+        sim = self.simulator(panel, t, n_paths, rng)
+        out = np.empty((n_paths, horizon, sim.n_assets))
+        for h in range(horizon):
+            out[:, h] = sim.step()
+        return out
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write one atomic artifact (config, weights, normalisation, schema, version)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> ReturnGenerator:
+        """Read an artifact written by :meth:`save`; corrupt/incompatible -> CheckpointError."""
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (skfolio/scikit-learn style)."""
+        return {}
+
+
+def torch_generator(rng: np.random.Generator, device: str = "cpu") -> Any:
+    """A ``torch.Generator`` seeded from ``rng`` (advances ``rng`` by one draw)."""
+    import torch
+
+    g = torch.Generator(device=device)
+    g.manual_seed(int(rng.integers(0, 2**63 - 1)))
+    return g
+
+
+def student_t_marginals(loc: np.ndarray, scale: np.ndarray, df: np.ndarray) -> Any:
+    """A frozen scipy Student-T over assets (helper for closed-form marginals)."""
+    return stats.t(df=df, loc=loc, scale=scale)

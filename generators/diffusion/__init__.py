@@ -1,0 +1,1 @@
+"""Factor-conditioned diffusion transformer (Gao, He & He 2025)."""

@@ -1,0 +1,1 @@
+"""NeuralFactors (Gopal 2024)."""

@@ -1,0 +1,113 @@
+"""Atomic file writes and the single-file artifact format used for every saved model.
+
+An artifact is a zip archive holding ``meta.json`` (format version, library version, kind,
+config, data schema...), optional ``arrays.npz`` and optional named binary blobs (e.g. torch
+state dicts). It is written to a temporary file in the same directory and moved into place
+with :func:`os.replace`, so a crash never leaves a half-written artifact behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from factorgym.errors import CheckpointError
+
+__all__ = ["ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "read_artifact", "write_artifact"]
+
+#: Bumped when the artifact layout changes incompatibly.
+ARTIFACT_FORMAT = 1
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_artifact(
+    path: str | os.PathLike[str],
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray] | None = None,
+    blobs: dict[str, bytes] | None = None,
+) -> None:
+    """Write one artifact file atomically. ``meta`` must be JSON-serialisable."""
+    from factorgym import __version__
+
+    meta = {"format": ARTIFACT_FORMAT, "library_version": __version__, **meta}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("meta.json", json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
+        if arrays:
+            ab = io.BytesIO()
+            np.savez(ab, **arrays)
+            zf.writestr("arrays.npz", ab.getvalue())
+        for name, data in (blobs or {}).items():
+            zf.writestr(f"blobs/{name}", data)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_artifact(
+    path: str | os.PathLike[str], expect_kind: str | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, bytes]]:
+    """Read an artifact; raise :class:`CheckpointError` if missing, corrupt or incompatible."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no artifact at {path}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise CheckpointError(f"{path} is corrupt (bad CRC in {bad})")
+            names = set(zf.namelist())
+            if "meta.json" not in names:
+                raise CheckpointError(f"{path} is not a factorgym artifact (no meta.json)")
+            meta = json.loads(zf.read("meta.json"))
+            arrays: dict[str, np.ndarray] = {}
+            if "arrays.npz" in names:
+                with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+            blobs = {n[len("blobs/") :]: zf.read(n) for n in names if n.startswith("blobs/")}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, json.JSONDecodeError, ValueError, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path} is corrupt or not a factorgym artifact: {exc}") from exc
+    if meta.get("format") != ARTIFACT_FORMAT:
+        raise CheckpointError(
+            f"{path} has artifact format {meta.get('format')!r}; this library reads format {ARTIFACT_FORMAT}"
+        )
+    if expect_kind is not None and meta.get("kind") != expect_kind:
+        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, expected {expect_kind!r}")
+    return meta, arrays, blobs
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
