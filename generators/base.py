@@ -13,7 +13,7 @@ Shapes: ``N`` assets, ``P`` paths, ``H`` horizon days, ``S`` samples.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -164,9 +164,12 @@ class SamplePredictive(Predictive):
 class PathSimulator(ABC):
     """Rolls ``P`` paths forward one day at a time on the generator's own samples.
 
-    Created by :meth:`ReturnGenerator.simulator` from real history up to day ``t``; each
-    :meth:`step` samples day ``t+1, t+2, ...`` for every path, appends the sample to that
-    path's history and recomputes its features.
+    Each path owns its random stream (``rngs[p]``), so path ``p``'s trajectory depends only
+    on its starting window and its stream, never on how many other paths are simulated
+    beside it: a batched environment reproduces the scalar environment exactly.
+
+    Each :meth:`step` samples the next day for every path, appends the sample to that path's
+    history and recomputes its features (the paper's multi-day sampling).
     """
 
     @property
@@ -182,6 +185,12 @@ class PathSimulator(ABC):
     @abstractmethod
     def step(self) -> np.ndarray:
         """Sample the next day for every path and advance; returns ``(P, N)`` simple returns."""
+
+    @abstractmethod
+    def reset_paths(
+        self, idx: np.ndarray, windows: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> None:
+        """Restart paths ``idx`` (``(k,)``) from new history ``windows`` ``(k, W, N)`` and streams."""
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(P, N)`` and covariance ``(P, N, N)`` of the next step (for observations)."""
@@ -267,14 +276,41 @@ class ReturnGenerator(ABC):
         """
 
     @abstractmethod
-    def predict(self, panel: ReturnPanel, t: int) -> Predictive:
-        """Distribution of day ``t+1`` returns given rows ``0..t`` of ``panel``."""
+    def predict_window(self, window: np.ndarray) -> Predictive:
+        """Distribution of the day after a history ``window`` ``(W, N)`` (oldest first).
+
+        ``W >= min_history``; only the last ``min_history`` rows are used. ``NaN`` marks an
+        unavailable cell.
+        """
+
+    def predict_windows(self, windows: np.ndarray) -> list[Predictive]:
+        """:meth:`predict_window` for a batch ``(D, W, N)``; generators override to batch."""
+        return [self.predict_window(w) for w in windows]
 
     @abstractmethod
+    def simulator_window(
+        self, window: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> PathSimulator:
+        """Paths started after a history ``window`` (``(W, N)`` shared, or ``(P, W, N)``).
+
+        One path per stream in ``rngs``.
+        """
+
+    def predict(self, panel: ReturnPanel, t: int) -> Predictive:
+        """Distribution of day ``t+1`` returns given rows ``0..t`` of ``panel``."""
+        check_context(panel, t, self.min_history, self.assets_)
+        return self.predict_window(np.asarray(panel.returns[t + 1 - self.min_history : t + 1]))
+
     def simulator(
         self, panel: ReturnPanel, t: int, n_paths: int, rng: np.random.Generator
     ) -> PathSimulator:
-        """``n_paths`` paths starting after day ``t`` of ``panel`` (rows ``0..t`` as history)."""
+        """``n_paths`` paths starting after day ``t`` of ``panel`` (rows ``0..t`` as history).
+
+        Path streams are spawned from ``rng``.
+        """
+        check_context(panel, t, self.min_history, self.assets_)
+        window = np.asarray(panel.returns[t + 1 - self.min_history : t + 1])
+        return self.simulator_window(window, rng.spawn(n_paths))
 
     def simulate(
         self,
