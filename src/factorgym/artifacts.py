@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,38 @@ __all__ = ["ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "read_a
 ARTIFACT_FORMAT = 1
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would set global state)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def _file_mode(path: Path) -> int:
+    """Permissions for a (re)written ``path``: the existing file's, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``).
+
+    The file gets ordinary permissions (those of the file it replaces, else the umask's),
+    not the owner-only mode of :func:`tempfile.mkstemp`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), _file_mode(path))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -85,6 +112,8 @@ def read_artifact(
             if "meta.json" not in names:
                 raise CheckpointError(f"{path} is not a factorgym artifact (no meta.json)")
             meta = json.loads(zf.read("meta.json"))
+            if not isinstance(meta, dict):
+                raise CheckpointError(f"{path} is not a factorgym artifact (meta.json is not an object)")
             arrays: dict[str, np.ndarray] = {}
             if "arrays.npz" in names:
                 with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
@@ -92,7 +121,16 @@ def read_artifact(
             blobs = {n[len("blobs/") :]: zf.read(n) for n in names if n.startswith("blobs/")}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, json.JSONDecodeError, ValueError, OSError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,  # damaged deflate data
+        NotImplementedError,  # damaged compression-method bits
+        RuntimeError,  # damaged flags read as "encrypted"
+        json.JSONDecodeError,
+        ValueError,
+        OSError,
+        EOFError,
+    ) as exc:
         raise CheckpointError(f"{path} is corrupt or not a factorgym artifact: {exc}") from exc
     if meta.get("format") != ARTIFACT_FORMAT:
         raise CheckpointError(

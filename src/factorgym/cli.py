@@ -1,68 +1,224 @@
 """The ``factorgym`` command line.
 
-Every user error (a :class:`~factorgym.errors.FactorGymError`, a missing file) ends the
-command with one clear line on stderr and exit status 2, never a traceback.
+Every user error -- a :class:`~factorgym.errors.FactorGymError` (bad data, bad checkpoint,
+infeasible constraints...), a missing or unreadable file, a bad option or command -- ends
+the command with **one line on stderr and exit status 2**, never a traceback. Anything
+else is a bug and keeps its traceback.
+
+Adding a command
+----------------
+Decorate one function; :func:`main` does the error handling for every command::
+
+    @app.command("fit")
+    def fit(config: Path = typer.Argument(..., help="...")) -> None:
+        '''Fit a generator.'''
+        ...  # raise FactorGymError subclasses for user errors; return None
+
+Group related commands under a sub-app as ``data`` does (``app.add_typer``). A command
+sets a non-zero exit status with ``raise typer.Exit(code)``.
+
+Typer vendors click as ``typer._click`` (there is no standalone ``click`` package), so the
+usage-error classes are imported from there; ``typer.Abort`` and ``typer.Exit`` are public.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+try:  # typer >= 0.20 vendors click as typer._click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer depends on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
 
 from factorgym.errors import FactorGymError
 
-app = typer.Typer(help="Trained generative models of stock returns as market simulators.", no_args_is_help=True)
-data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from factorgym.data import ReturnPanel
+    from factorgym.io import FileFormat
+
+__all__ = ["app", "data_app", "main", "print_wide"]
+
+app = typer.Typer(
+    help="Trained generative models of stock returns as market simulators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+data_app = typer.Typer(help="Inspect datasets and data files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+#: Exit status of every user error.
+USAGE_ERROR = 2
 
 
-def _load_panel(source: str):  # noqa: ANN202 - ReturnPanel, imported lazily
-    from factorgym.data import load_dataset
+def print_wide(renderable: RenderableType) -> None:
+    """Print to stdout on a console wide enough that no table cell is wrapped or cut."""
+    from factorgym.reporting import required_width
 
-    if source in ("sp500",):
-        return load_dataset(source)
-    from factorgym.io import read_panel
+    probe = Console()
+    Console(width=max(probe.width, required_width(renderable, probe))).print(renderable)
 
-    return read_panel(Path(source))
+
+def _is_dataset_name(source: str) -> bool:
+    """A bare word (no ``.``, no path separator) names an embedded dataset; anything else is a path."""
+    return "." not in source and "/" not in source and os.sep not in source
+
+
+def load_source(
+    source: str,
+    *,
+    kind: Literal["auto", "prices", "returns"] = "auto",
+    layout: Literal["auto", "wide", "long"] = "auto",
+    date_col: str | None = None,
+    asset_col: str | None = None,
+    value_col: str | None = None,
+    exog: Sequence[str] = (),
+    static: Sequence[str] = (),
+    date_format: str | None = None,
+) -> tuple[ReturnPanel, FileFormat | None]:
+    """An embedded dataset (by name) or a data file (by path), with the file's format.
+
+    Commands that take a dataset argument share this so that ``sp500`` and ``prices.csv``
+    work everywhere alike.
+    """
+    file_opts = {
+        "--kind": kind != "auto", "--layout": layout != "auto", "--date-col": date_col, "--asset-col": asset_col,
+        "--value-col": value_col, "--exog": exog, "--static": static, "--date-format": date_format,
+    }
+    if _is_dataset_name(source):
+        used = [k for k, v in file_opts.items() if v]
+        if used:
+            raise typer.BadParameter(f"{', '.join(used)} appl{'y' if len(used) > 1 else 'ies'} to data files, not to the embedded dataset {source!r}")
+        from factorgym.data import load_dataset
+
+        return load_dataset(source), None
+    from factorgym.io import read_panel_file
+
+    pf = read_panel_file(
+        Path(source), kind=kind, layout=layout, date_col=date_col, asset_col=asset_col, value_col=value_col,
+        exog_cols=tuple(exog), static_cols=tuple(static), date_format=date_format,
+    )
+    return pf.panel, pf.format
+
+
+SourceArg = Annotated[
+    str,
+    typer.Argument(help="An embedded dataset name (sp500) or the path of a CSV/Parquet file (.csv, .csv.gz, .parquet)."),
+]
+KindOpt = Annotated[
+    Literal["auto", "prices", "returns"],
+    typer.Option("--kind", help="Whether a file holds prices or simple returns (auto: detect, or fail if unclear)."),
+]
+LayoutOpt = Annotated[
+    Literal["auto", "wide", "long"],
+    typer.Option("--layout", help="wide: date + one column per asset; long: date, asset, value rows (auto: detect)."),
+]
+DateColOpt = Annotated[str | None, typer.Option("--date-col", help="Date column of a file (default: found by name).")]
+AssetColOpt = Annotated[str | None, typer.Option("--asset-col", help="Asset column of a long file.")]
+ValueColOpt = Annotated[str | None, typer.Option("--value-col", help="Price/return column of a long file.")]
+ExogOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exog", help="A column (wide) or asset (long) to read as an exogenous series, e.g. an index. Repeatable."),
+]
+StaticOpt = Annotated[
+    list[str] | None,
+    typer.Option("--static", help="A per-asset attribute column of a long file, e.g. sector. Repeatable."),
+]
+DateFormatOpt = Annotated[
+    str | None, typer.Option("--date-format", help="strptime format of non-ISO dates, e.g. %d/%m/%Y.")
+]
 
 
 @data_app.command("show")
-def data_show(source: str = typer.Argument("sp500", help="Embedded dataset name (sp500) or a CSV/Parquet path.")) -> None:
-    """Print dates, assets, missing values and per-asset statistics of a dataset."""
-    from factorgym.reporting import panel_summary
+def data_show(
+    source: SourceArg = "sp500",
+    kind: KindOpt = "auto",
+    layout: LayoutOpt = "auto",
+    date_col: DateColOpt = None,
+    asset_col: AssetColOpt = None,
+    value_col: ValueColOpt = None,
+    exog: ExogOpt = None,
+    static: StaticOpt = None,
+    date_format: DateFormatOpt = None,
+) -> None:
+    """Print dates, assets, missing values, exogenous series and per-asset statistics."""
+    from factorgym.reporting import panel_report
 
-    panel = _load_panel(source)
-    console.print(panel_summary(panel))
+    panel, fmt = load_source(
+        source, kind=kind, layout=layout, date_col=date_col, asset_col=asset_col, value_col=value_col,
+        exog=exog or (), static=static or (), date_format=date_format,
+    )
+    if fmt is not None:
+        print_wide(Text(f"read {fmt.describe()}\n"))
+    print_wide(panel_report(panel))
 
 
-def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit status 2."""
+# ---------------------------------------------------------------------------- entry point
+def _one_line(message: str) -> str:
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    return "; ".join(lines) or "(no message)"
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {_one_line(message)}\n")
+    sys.stderr.flush()
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (the console script exits with it).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        0 on success; 2 for every user error (printed as one ``error: ...`` line on
+        stderr), and for a missing command (after printing the help); 1 when aborted;
+        130 on Ctrl-C; or the code of a ``typer.Exit`` raised by a command.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(standalone_mode=False)
-    except FactorGymError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        rv = app(args=args, prog_name="factorgym", standalone_mode=False)
+    except NoArgsIsHelpError:
+        return USAGE_ERROR  # typer printed the help already
+    except UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error(f"{_one_line(exc.format_message())}{hint}")
+        return USAGE_ERROR
+    except ClickException as exc:
+        _error(exc.format_message())
+        return USAGE_ERROR
     except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+        _error("aborted")
+        return 1
+    except FactorGymError as exc:
+        _error(str(exc))
+        return USAGE_ERROR
+    except OSError as exc:  # missing / unreadable / unwritable files
+        _error(_os_message(exc))
+        return USAGE_ERROR
+    # with standalone_mode=False, typer returns the code of a typer.Exit (and 130 on Ctrl-C)
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        return rv
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

@@ -44,7 +44,12 @@ class CostModel:
 
     def __post_init__(self) -> None:
         for name in ("buy", "sell", "impact"):
-            v = np.asarray(getattr(self, name), dtype=np.float64)
+            try:
+                v = np.asarray(getattr(self, name), dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataValidationError(f"cost rate {name} must be a number or 1-D array, got {getattr(self, name)!r}") from None
+            if v.ndim > 1:
+                raise DataValidationError(f"cost rate {name} must be a scalar or of shape (N,), got shape {v.shape}")
             if not np.isfinite(v).all() or (v < 0).any():
                 raise DataValidationError(f"cost rate {name} must be finite and non-negative, got {v}")
 
@@ -56,9 +61,11 @@ class CostModel:
     def rates(self, n_assets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(buy, sell, impact)`` broadcast to arrays of shape ``(n_assets,)``."""
         out = []
-        for v in (self.buy, self.sell, self.impact):
-            a = np.broadcast_to(np.asarray(v, dtype=np.float64), (n_assets,))
-            out.append(a)
+        for name in ("buy", "sell", "impact"):
+            v = np.asarray(getattr(self, name), dtype=np.float64)
+            if v.ndim == 1 and v.shape[0] not in (1, n_assets):
+                raise DataValidationError(f"cost rate {name} has {v.shape[0]} entries for {n_assets} assets")
+            out.append(np.broadcast_to(v, (n_assets,)))
         return out[0], out[1], out[2]
 
     def cost(self, w_target: np.ndarray, w_drifted: np.ndarray) -> np.ndarray:

@@ -136,8 +136,9 @@ def validate_return_matrix(
 ) -> None:
     """Raise :class:`DataValidationError` unless ``returns`` is a valid panel.
 
-    Checks: shapes agree, every available cell is finite, every unavailable cell is NaN,
-    and every return lies in ``(-1, MAX_ABS_DAILY_RETURN]``.
+    Checks: shapes agree, no cell is infinite, every available cell is finite, and every
+    available return lies in ``(-1, MAX_ABS_DAILY_RETURN]``. Unavailable cells are not
+    checked otherwise; :class:`ReturnPanel` sets them to NaN.
     """
     if returns.ndim != 2 or returns.shape != mask.shape:
         raise DataValidationError(f"returns {returns.shape} and mask {mask.shape} must be equal 2-D shapes")
@@ -179,7 +180,8 @@ class ReturnPanel:
     returns : ndarray of shape (T, N), float64
         Simple returns; ``NaN`` exactly where ``mask`` is False.
     mask : ndarray of shape (T, N), bool
-        Availability: ``True`` when the asset traded on that day.
+        Availability: ``True`` when the asset traded on that day. The mask is authoritative:
+        cells where it is False are stored as NaN whatever ``returns`` held there.
     static : DataFrame or None
         Static per-asset attributes indexed by asset (e.g. a ``sector`` column).
     exog : DataFrame or None
@@ -204,6 +206,8 @@ class ReturnPanel:
         assets = _check_assets(self.assets)
         returns = np.array(self.returns, dtype=np.float64, copy=True)
         mask = np.array(self.mask, dtype=bool, copy=True)
+        if returns.shape == mask.shape:
+            returns[~mask] = np.nan  # the mask is authoritative: absent cells hold NaN
         validate_return_matrix(returns, mask, dates, assets)
         returns.setflags(write=False)
         mask.setflags(write=False)
@@ -642,10 +646,8 @@ def synthetic_factor_panel(
     static = pd.DataFrame({"sector": [f"G{i % 4}" for i in range(N)]}, index=list(assets))
     panel = ReturnPanel(dates, assets, r, np.ones((T, N), dtype=bool), static=static, name=f"synthetic(seed={seed})")
     is_rng = np.random.default_rng([seed, 1])
-    logd = np.empty(T)
-    if time_varying_vol:
-        for t in range(T):
-            logd[t] = _factor_model_logpdf(r[t : t + 1], alpha, beta * vol[t], sigma * vol[t], s_z, nu, nu_z, n_is_samples, is_rng)[0]
-    else:
-        logd = _factor_model_logpdf(r, alpha, beta, sigma, s_z, nu, nu_z, n_is_samples, is_rng)
+    # r_t = alpha + v_t x_t with x_t from the unit-scale model, so (exact change of variables)
+    # log p(r_t | past) = log p_1(alpha + (r_t - alpha) / v_t) - N log v_t: one batched call.
+    unit = alpha + (r - alpha) / vol[:, None]
+    logd = _factor_model_logpdf(unit, alpha, beta, sigma, s_z, nu, nu_z, n_is_samples, is_rng) - N * np.log(vol)
     return SyntheticFactorPanel(panel, logd, alpha, beta, sigma, s_z, float(nu), nu_z, vol)

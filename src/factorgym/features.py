@@ -165,7 +165,8 @@ def window_features(
     Returns
     -------
     ndarray of shape (..., N, K)
-        NaN where an asset lacks full history in the window.
+        Every feature of an asset is NaN unless the asset traded on the last day and on
+        every day any of its windows covers (the ``valid`` mask of :func:`compute_features`).
     """
     cfg = config or FeatureConfig()
     if cfg.exog:
@@ -176,14 +177,17 @@ def window_features(
     avail = ~np.isnan(window) if window_mask is None else (window_mask & ~np.isnan(window))
     r = np.where(avail, window, 0.0)
     cols = []
+    valid = avail[..., -1, :].copy()  # as in compute_features: a cell is valid only if every feature is
     for w in cfg.vol_windows:
         x = r[..., W - w :, :]
         ok = avail[..., W - w :, :].all(axis=-2)
-        cols.append(np.where(ok, x.std(axis=-2, ddof=1), np.nan))
+        cols.append(x.std(axis=-2, ddof=1))
+        valid &= ok
     for w in cfg.mom_windows:
         x = np.log1p(r[..., W - 1 - w : W - 1, :])
         ok = avail[..., W - 1 - w : W - 1, :].all(axis=-2)
-        cols.append(np.where(ok, x.sum(axis=-2), np.nan))
+        cols.append(x.sum(axis=-2))
+        valid &= ok
     if cfg.market:
         last = r[..., -1, :]
         cnt = avail[..., -1, :].sum(axis=-1, keepdims=True)
@@ -191,7 +195,7 @@ def window_features(
             mkt = np.where(cnt > 0, last.sum(axis=-1, keepdims=True) / cnt, np.nan)
         cols.append(np.broadcast_to(mkt, last.shape))
     X = np.stack(cols, axis=-1) if cols else np.zeros((*window.shape[:-2], window.shape[-1], 0))
-    return np.where(avail[..., -1, :, None], X, np.nan)
+    return np.where(valid[..., None], X, np.nan)
 
 
 class RollingFeatures:

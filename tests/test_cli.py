@@ -1,0 +1,219 @@
+"""The command line: `data show` output, and one-line exit-2 errors for every user mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from factorgym import cli
+from factorgym.data import SP500_SECTORS
+from factorgym.errors import DataValidationError
+
+PRICES = "date,AAA,BBB\n2021-01-04,100,50\n2021-01-05,101,50.5\n2021-01-06,99.5,\n2021-01-07,100.2,51\n"
+
+
+def _run(*args: str, columns: int = 60) -> subprocess.CompletedProcess[str]:
+    """The real entry point in a fresh interpreter, on a narrow 'terminal'."""
+    env = {**os.environ, "COLUMNS": str(columns)}
+    return subprocess.run(
+        [sys.executable, "-m", "factorgym.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+# ---------------------------------------------------------------------------- subprocess
+def test_data_show_sp500() -> None:
+    res = _run("data", "show", "sp500")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for ticker in SP500_SECTORS:
+        assert f"│ {ticker} " in out
+    for sector in set(SP500_SECTORS.values()):  # never cut even on a 60-column terminal
+        assert sector in out
+    assert "…" not in out
+    assert "1990-01-03 .. 2022-12-28" in out and "8312 days x 20 assets" in out
+    assert "exogenous series: SP500" in out and "│ SP500 " in out
+    assert "missing: 0 of 166240 cells" in out
+    assert res.stderr == ""
+
+
+def test_bad_file_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(PRICES.replace("99.5", "nan"))
+    res = _run("data", "show", str(path))
+    _assert_one_line_error(res.returncode, res.stderr, "2021-01-06/AAA='nan'", "bad.csv")
+    assert res.stdout == ""
+
+
+def test_bad_option_in_a_fresh_interpreter() -> None:
+    res = _run("data", "show", "sp500", "--layout", "diagonal")
+    _assert_one_line_error(res.returncode, res.stderr, "--layout", "diagonal")
+
+
+def test_console_script_points_at_main() -> None:
+    from importlib.metadata import entry_points
+
+    eps = [ep for ep in entry_points(group="console_scripts") if ep.name == "factorgym"]
+    if not eps:
+        pytest.skip("factorgym is not installed as a distribution")
+    assert eps[0].value == "factorgym.cli:main" and eps[0].load() is cli.main
+
+
+# ---------------------------------------------------------------------------- in-process
+def test_data_show_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text(PRICES)
+    code, out, err = _main(capsys, "data", "show", str(path))
+    assert code == 0 and err == ""
+    assert "read prices.csv: wide CSV of prices [date='date']; auto-detected:" in out
+    assert "kind prices (all values positive" in out
+    assert "prices: 3 days x 2 assets" in out and "missing: 2 of 6 cells" in out and "BBB (2)" in out
+    code, out, _ = _main(capsys, "data", "show", str(path), "--kind", "prices", "--layout", "wide")
+    assert code == 0 and "kind prices (" not in out and "layout wide (" not in out
+
+
+def test_data_show_long_file_with_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "day,name,px,grp\n2021-01-04,A,10,x\n2021-01-04,IDX,100,\n2021-01-05,A,11,x\n2021-01-05,IDX,101,\n"
+        "2021-01-06,A,12,x\n2021-01-06,IDX,99,\n"
+    )
+    code, out, err = _main(
+        capsys, "data", "show", str(path), "--date-col", "day", "--asset-col", "name", "--value-col", "px",
+        "--kind", "prices", "--exog", "IDX", "--static", "grp",
+    )
+    assert code == 0, err
+    assert "exogenous series: IDX" in out and "static attributes: grp" in out and "│ IDX " in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("data", "show", "nasdaq"), ("unknown dataset 'nasdaq'", "sp500")),
+        (("data", "show", "missing.csv"), ("no such data file", "missing.csv")),
+        (("data", "show", "prices.xlsx"), ("unknown file extension '.xlsx'",)),
+        (("data", "show", "sp500", "--kind", "prices"), ("--kind applies to data files",)),
+        (("data", "show", "sp500", "--kind", "bogus"), ("--kind", "bogus")),
+        (("data", "show", "sp500", "--nope"), ("No such option: --nope", "factorgym data show --help")),
+        (("data", "show", "sp500", "extra"), ("unexpected extra argument",)),
+        (("data", "bogus"), ("No such command 'bogus'",)),
+        (("bogus",), ("No such command 'bogus'",)),
+    ],
+)
+def test_user_errors_are_one_line(
+    args: tuple[str, ...], needles: tuple[str, ...], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _main(capsys, *args)
+    _assert_one_line_error(code, err, *needles)
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "options", "needles"),
+    [
+        (PRICES.replace("99.5", "-1"), ("--kind", "prices"), ("non-positive prices at 2021-01-06/AAA",)),
+        (PRICES.replace("99.5", "-1"), (), ("cannot tell whether", "negative values rule out prices", "--kind")),
+        (PRICES.replace("2021-01-06", "2021-01-05"), (), ("duplicate dates", "2021-01-05")),
+        (PRICES.replace("101", "abc"), (), ("non-numeric cells in column 'AAA' at 2021-01-05/AAA='abc'",)),
+        (PRICES.replace("2021-01-07,100.2,51", "2021-01-07,100.2"), (), ("line 5 has 2",)),
+        ("date,A\n2021-01-04,0.001\n2021-01-05,0.0011\n", (), ("cannot tell whether", "--kind")),
+        ("", (), ("is empty",)),
+        ("date,ticker,close\n2021-01-04,A,1\n2021-01-04,A,2\n", (), ("duplicate (date, asset) rows: 2021-01-04/A",)),
+        ("date,A\n2021-01-04,0.5\n2021-01-05,0.7\n", ("--kind", "returns", "--layout", "wide", "--value-col", "A"),
+         ("value_col applies to the long layout only",)),
+    ],
+)
+def test_bad_data_files_are_one_line(
+    body: str, options: tuple[str, ...], needles: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(body)
+    code, out, err = _main(capsys, "data", "show", str(path), *options)
+    _assert_one_line_error(code, err, *needles)
+    assert out == ""
+
+
+def test_directory_and_unreadable_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.parquet").write_bytes(b"garbage")
+    code, _, err = _main(capsys, "data", "show", str(tmp_path / "x.parquet"))
+    _assert_one_line_error(code, err, "not a readable Parquet file")
+    code, _, err = _main(capsys, "data", "show", str(tmp_path))
+    _assert_one_line_error(code, err, "is a directory")
+
+
+def test_help_and_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _main(capsys, "--help")
+    assert code == 0 and "data" in out and err == ""
+    code, out, _ = _main(capsys, "data", "show", "--help")
+    assert code == 0 and "--kind" in out and "--layout" in out
+    code, out, _ = _main(capsys)  # no command: help, usage-error status
+    assert code == 2 and "Usage" in out
+
+
+# ---------------------------------------------------------------------------- error plumbing
+@pytest.fixture
+def scratch_app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    """A throw-away app in place of ``cli.app``, to check how main() treats each outcome."""
+    app = typer.Typer()
+
+    @app.command("exit3")
+    def exit3() -> None:
+        raise typer.Exit(3)
+
+    @app.command("abort")
+    def abort() -> None:
+        raise typer.Abort()
+
+    @app.command("bad-data")
+    def bad_data() -> None:
+        raise DataValidationError("first line\nsecond line")
+
+    @app.command("no-perm")
+    def no_perm() -> None:
+        raise PermissionError(13, "Permission denied", "/root/x.csv")
+
+    @app.command("bug")
+    def bug() -> None:
+        raise RuntimeError("a bug")
+
+    @app.command("ok")
+    def ok() -> None:
+        print("fine")
+
+    monkeypatch.setattr(cli, "app", app)
+    return app
+
+
+def test_exit_codes_of_each_outcome(scratch_app: typer.Typer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(capsys, "ok") == (0, "fine\n", "")
+    code, _, err = _main(capsys, "exit3")
+    assert code == 3 and err == ""
+    code, _, err = _main(capsys, "abort")
+    assert code == 1 and err == "error: aborted\n"
+    code, _, err = _main(capsys, "bad-data")
+    _assert_one_line_error(code, err, "first line; second line")
+    code, _, err = _main(capsys, "no-perm")
+    _assert_one_line_error(code, err, "Permission denied: /root/x.csv")
+    with pytest.raises(RuntimeError, match="a bug"):  # bugs keep their traceback
+        cli.main(["bug"])
