@@ -232,6 +232,39 @@ def evaluate_generators(
     print_wide(Text(f"\nwrote {out}/"))
 
 
+# ---------------------------------------------------------------------------- agents
+@app.command("backtest")
+def backtest(
+    agents: Annotated[list[str], typer.Argument(help="Agent specs, e.g. equal_weight mv:ledoit_wolf cvar:runs/neuralfactors sb3:runs/agents/ppo (see factorgym.agents.backtest).")],
+    generator: Annotated[list[Path] | None, typer.Option("--generator", "-g", help="Generator run folder for synthetic paths (repeatable).")] = None,
+    dataset: Annotated[str, typer.Option(help="Embedded dataset name or CSV/Parquet path.")] = "sp500",
+    out: Annotated[Path, typer.Option(help="Output folder (tables, daily series, report.html).")] = Path("runs/backtest"),
+    train_end: Annotated[str | None, typer.Option(help="Last training date (default 2013-12-31).")] = None,
+    val_end: Annotated[str | None, typer.Option(help="Last validation date; the test path starts after it (default 2018-12-31).")] = None,
+    test_end: Annotated[str | None, typer.Option(help="Last test date (default: end of data).")] = None,
+    n_paths: Annotated[int, typer.Option(help="Synthetic paths per generator.")] = 32,
+    horizon: Annotated[int | None, typer.Option(help="Synthetic path length in days (default: the real test length).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of synthetic paths, scenario sampling and bootstraps.")] = 0,
+    buy_bps: Annotated[float, typer.Option(help="Proportional cost of buys, bps.")] = 7.5,
+    sell_bps: Annotated[float, typer.Option(help="Proportional cost of sells, bps.")] = 12.5,
+    impact: Annotated[float, typer.Option(help="Square-root impact coefficient.")] = 0.0,
+    max_weight: Annotated[float | None, typer.Option(help="Per-asset weight cap.")] = None,
+    risk_free: Annotated[float, typer.Option(help="Annual cash rate.")] = 0.0,
+    bootstrap_reps: Annotated[int, typer.Option(help="Stationary-bootstrap replications for confidence intervals.")] = 1000,
+    confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
+) -> None:
+    """Backtest agents on the real held-out test path and on synthetic paths of each generator."""
+    from factorgym.agents.backtest import backtest_cli
+
+    backtest_cli(
+        agents, generator or [], dataset=dataset, out=out, train_end=train_end, val_end=val_end, test_end=test_end,
+        n_paths=n_paths, horizon=horizon, seed=seed, buy_bps=buy_bps, sell_bps=sell_bps, impact=impact,
+        max_weight=max_weight, risk_free=risk_free, bootstrap_reps=bootstrap_reps, confidence=confidence,
+        report=not no_report,
+    )
+
+
 # ---------------------------------------------------------------------------- entry point
 def _one_line(message: str) -> str:
     lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]

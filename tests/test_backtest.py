@@ -1,0 +1,440 @@
+"""Backtest protocol: identical accounting, shared synthetic paths, real test window without
+look-ahead, bootstrap intervals, baselines, the agent spec grammar and the CLI outputs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers_env import GaussianARGenerator, fitted_generator, make_panel
+
+from factorgym import metrics as M
+from factorgym.agents.backtest import (
+    AgentSpec,
+    BacktestAgent,
+    BacktestConfig,
+    PathRun,
+    agent_from_spec,
+    backtest,
+    backtest_cli,
+    bootstrap_intervals,
+    held_out_rows,
+    parse_agent_spec,
+    sb3_agent,
+    synthetic_episode_seeds,
+)
+from factorgym.agents.baselines import BuyAndHold, EqualWeight, market_metrics
+from factorgym.agents.estimators import GeneratorSource, HistoricalSource
+from factorgym.agents.optimizers import MeanCVaR, MeanVariance, MinVariance
+from factorgym.agents.protocol import Agent
+from factorgym.costs import CostModel
+from factorgym.data import ReturnPanel, Split
+from factorgym.envs.actions import Constraints
+from factorgym.envs.markets import HistoricalMarket
+from factorgym.envs.portfolio_env import PortfolioEnv
+from factorgym.errors import DataValidationError, FactorGymError
+from factorgym.runs import RunSpec, fit_run
+
+T, N = 260, 4
+VAL_END_ROW = 219  # the real path starts here (the last pre-test day); test = rows 220..259
+N_TEST = T - VAL_END_ROW - 1
+
+
+def _panel(seed: int = 3) -> ReturnPanel:
+    p = make_panel(T=T, N=N, seed=seed)
+    exog = pd.DataFrame({"SP500": 0.9 * np.nanmean(p.returns, axis=1) + 1e-4}, index=p.dates)
+    return ReturnPanel(p.dates, p.assets, p.returns, p.mask, exog=exog, name="toy")
+
+
+def _changed_after(panel: ReturnPanel, t: int, seed: int = 42) -> ReturnPanel:
+    """``panel`` with every return (and the index) after row ``t`` replaced."""
+    rng = np.random.default_rng(seed)
+    r = np.array(panel.returns)
+    r[t + 1 :] = rng.normal(0.0, 0.04, r[t + 1 :].shape)
+    exog = panel.exog.copy()
+    exog.iloc[t + 1 :, 0] = rng.normal(0.0, 0.03, T - t - 1)
+    return ReturnPanel(panel.dates, panel.assets, r, panel.mask, exog=exog, name=panel.name)
+
+
+PANEL = _panel()
+SPLIT = Split(str(PANEL.dates[150].date()), str(PANEL.dates[VAL_END_ROW].date()))
+COSTS = CostModel(buy=1e-3, sell=2e-3)
+CONS = Constraints()
+
+
+def _config(**kw: Any) -> BacktestConfig:
+    base: dict[str, Any] = {"split": SPLIT, "n_paths": 4, "seed": 7, "cost_model": COSTS, "constraints": CONS, "bootstrap_reps": 200}
+    base.update(kw)
+    return BacktestConfig(**base)
+
+
+class Recorder(Agent):
+    """Records the newest observed return row of every path; invests 1/N or holds cash."""
+
+    def __init__(self, invest: bool = True) -> None:
+        self.invest = invest
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.runs_: list[dict[int, list[np.ndarray]]] = [*getattr(self, "runs_", []), {}]
+
+    def act(self, returns: np.ndarray, weights: np.ndarray, env_index: int = 0) -> np.ndarray:
+        self.runs_[-1].setdefault(env_index, []).append(np.array(returns[-1]))
+        n = weights.shape[0] - 1
+        return np.full(n, 1.0 / n) if self.invest else np.zeros(n)
+
+
+@pytest.fixture(scope="module")
+def generator() -> Any:
+    return fitted_generator(SPLIT.part(PANEL, "train"), phi=0.1, history=5)
+
+
+@pytest.fixture(scope="module")
+def result(generator: Any) -> Any:
+    agents = [
+        BacktestAgent("bh", BuyAndHold(cost_model=COSTS)),
+        agent_from_spec("mv:ledoit_wolf,window=30,gamma=20", cost_model=COSTS, constraints=CONS)[0],
+        BacktestAgent("rec_invest", Recorder(True), window=3),
+        BacktestAgent("rec_cash", Recorder(False), window=7),
+    ]
+    return backtest(agents, PANEL, {"ar": generator}, _config())
+
+
+# =========================================================================== real path
+def test_real_path_starts_on_the_last_pre_test_day_and_covers_the_test_period(result: Any) -> None:
+    assert result.start_date == PANEL.dates[VAL_END_ROW]
+    for name in result.agent_names:
+        d = result.daily(name)
+        assert list(d.index) == list(PANEL.dates[VAL_END_ROW + 1 :])
+        assert len(d) == N_TEST
+    assert result.first_test_date == PANEL.dates[VAL_END_ROW + 1]
+    assert result.end_date == PANEL.dates[-1]
+    assert held_out_rows(PANEL, SPLIT) == (VAL_END_ROW, T - 1)
+    assert held_out_rows(PANEL, SPLIT, str(PANEL.dates[240].date())) == (VAL_END_ROW, 240)
+
+
+def test_same_agent_via_backtest_and_manual_env_loop_gives_the_same_wealth(result: Any) -> None:
+    fresh = {
+        "bh": (BuyAndHold(cost_model=COSTS), 1),
+        "mv:ledoit_wolf": (agent_from_spec("mv:ledoit_wolf,window=30,gamma=20", cost_model=COSTS, constraints=CONS)[0].policy, 30),
+        "equal_weight": (EqualWeight(), 1),
+    }
+    for name, (agent, window) in fresh.items():
+        market = HistoricalMarket(PANEL, start=PANEL.dates[VAL_END_ROW], horizon=None, random_start=False)
+        env = PortfolioEnv(market, window=window, action_mode="weights", cost_model=COSTS, constraints=CONS)
+        obs, _ = env.reset(seed=123)
+        agent.reset(seed=7)
+        wealth, weights, done = [], [], False
+        while not done:
+            a, _ = agent.predict(obs)
+            weights.append(np.asarray(a))
+            obs, _, term, trunc, info = env.step(a)
+            wealth.append(info["wealth"])
+            done = term or trunc
+        d = result.daily(name)
+        np.testing.assert_allclose(d["wealth"].to_numpy(), wealth, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(result.weights(name)[list(PANEL.assets)].to_numpy(), np.array(weights), rtol=0, atol=1e-12)
+        # the reported metrics are portfolio_metrics of those daily net returns
+        r = d["net_return"].to_numpy()
+        assert result.summary.loc[name, "sharpe"] == pytest.approx(M.sharpe_ratio(r), rel=1e-12)
+        assert result.summary.loc[name, "total_costs"] == pytest.approx(d["cost"].sum(), rel=1e-12)
+
+
+def test_real_path_never_reads_data_after_the_test_end(generator: Any) -> None:
+    end = 245
+    agents = [BacktestAgent("bh", BuyAndHold(cost_model=COSTS)), EqualWeight()]
+    cfg = _config(test_end=str(PANEL.dates[end].date()), bootstrap_reps=50)
+    a = backtest(agents, PANEL, {"ar": generator}, cfg)
+    b = backtest(agents, _changed_after(PANEL, end), {"ar": generator}, cfg)
+    assert a.end_date == PANEL.dates[end]
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    pd.testing.assert_frame_equal(a.bootstrap, b.bootstrap)
+    pd.testing.assert_frame_equal(a.synthetic_paths, b.synthetic_paths)
+    for name in a.agent_names:
+        pd.testing.assert_frame_equal(a.daily(name), b.daily(name))
+
+
+def test_synthetic_paths_never_read_data_after_the_start(generator: Any) -> None:
+    agents = [BacktestAgent("bh", BuyAndHold(cost_model=COSTS)), EqualWeight()]
+    cfg = _config(bootstrap_reps=0)
+    a = backtest(agents, PANEL, {"ar": generator}, cfg)
+    b = backtest(agents, _changed_after(PANEL, VAL_END_ROW), {"ar": generator}, cfg)
+    pd.testing.assert_frame_equal(a.synthetic_paths, b.synthetic_paths)
+    # ... while the real path did change (the test is not vacuous)
+    assert not np.allclose(a.daily("bh")["wealth"], b.daily("bh")["wealth"])
+
+
+# =========================================================================== synthetic paths
+def test_every_agent_sees_the_same_synthetic_paths(result: Any) -> None:
+    rec_i = result.agents[result.agent_names.index("rec_invest")].policy
+    rec_c = result.agents[result.agent_names.index("rec_cash")].policy
+    assert len(rec_i.runs_) == len(rec_c.runs_) == 2  # the real path, then generator "ar"
+    seen_i, seen_c = rec_i.runs_[1], rec_c.runs_[1]
+    assert sorted(seen_i) == sorted(seen_c) == list(range(4))
+    for p in range(4):
+        np.testing.assert_array_equal(np.array(seen_i[p]), np.array(seen_c[p]))
+    # the paths differ from each other and from the real days
+    assert not np.allclose(np.array(seen_i[0]), np.array(seen_i[1]))
+    # every agent (different windows, policies, costs) has the same fingerprint on each path
+    sp = result.synthetic_paths
+    assert (sp.groupby("path")["path_hash"].nunique() == 1).all()
+    assert sp.groupby("path")["episode_seed"].nunique().eq(1).all()
+    assert sp["path_hash"].nunique() == 4
+
+
+def test_synthetic_paths_are_fixed_by_the_seed_not_by_their_number(generator: Any) -> None:
+    assert synthetic_episode_seeds(5, 6)[:3] == synthetic_episode_seeds(5, 3)
+    assert synthetic_episode_seeds(5, 3) != synthetic_episode_seeds(6, 3)
+    agents = [EqualWeight()]
+    small = backtest(agents, PANEL, {"ar": generator}, _config(n_paths=2, bootstrap_reps=0))
+    big = backtest(agents, PANEL, {"ar": generator}, _config(n_paths=3, bootstrap_reps=0))
+    again = backtest(agents, PANEL, {"ar": generator}, _config(n_paths=3, bootstrap_reps=0))
+    pd.testing.assert_frame_equal(big.synthetic_paths, again.synthetic_paths)
+    pd.testing.assert_frame_equal(small.synthetic_paths, big.synthetic_paths.iloc[:2])
+
+
+def test_synthetic_summary_and_gap_follow_from_the_per_path_table(result: Any) -> None:
+    sp = result.synthetic_paths
+    for agent in ("bh", "mv:ledoit_wolf"):
+        s = sp[sp["agent"] == agent]
+        row = result.synthetic_summary.loc[("ar", agent)]
+        assert row["sharpe_median"] == pytest.approx(np.median(s["sharpe"]))
+        assert row["terminal_wealth_p05"] == pytest.approx(np.quantile(s["terminal_wealth"], 0.05))
+        ew = sp[sp["agent"] == "equal_weight"].set_index("path")["terminal_wealth"]
+        under = (s.set_index("path")["terminal_wealth"] < ew).mean()
+        assert row["p_underperform_ew"] == pytest.approx(under)
+        w = s["terminal_wealth"].to_numpy()
+        assert row["terminal_wealth_cvar_95"] == pytest.approx(M.historical_cvar(w - 1.0, 0.95))
+        g = result.gap.loc[("ar", agent)]
+        assert g["sharpe_gap"] == pytest.approx(result.summary.loc[agent, "sharpe"] - np.median(s["sharpe"]))
+        assert 0.0 <= g["sharpe_percentile"] <= 1.0
+    assert np.isnan(result.synthetic_summary.loc[("ar", "equal_weight"), "p_underperform_ew"])
+    # optimizer counters: one solve per path-day
+    assert result.synthetic_summary.loc[("ar", "mv:ledoit_wolf"), "n_solves"] == 4 * N_TEST
+    assert result.summary.loc["mv:ledoit_wolf", "n_solves"] == N_TEST
+
+
+class SharedStreamGenerator(GaussianARGenerator):
+    """Breaks the PathSimulator contract: every path draws from one stream kept across runs."""
+
+    def simulator_window(self, window: Any, rngs: Any) -> Any:
+        shared = self.__dict__.setdefault("shared_", np.random.default_rng(0))
+        return super().simulator_window(window, [shared] * len(rngs))
+
+
+def test_a_generator_that_gives_agents_different_paths_is_caught() -> None:
+    gen = SharedStreamGenerator(history=5).fit(SPLIT.part(PANEL, "train"))
+    with pytest.raises(DataValidationError, match="different returns on path"):
+        backtest([EqualWeight(), BuyAndHold()], PANEL, {"bad": gen}, _config(n_paths=2, bootstrap_reps=0))
+
+
+def test_a_ruined_path_is_scored_flat_after_ruin() -> None:
+    H = 5
+    net = np.array([[0.01, -0.5], [0.02, -0.98], [0.0, 0.3], [0.01, 0.1], [-0.01, 0.2]])
+    alive = np.ones((H, 2), dtype=bool)
+    alive[2:, 1] = False  # path 1 ruined on day 2, then auto-reset (its later rows are ignored)
+    wealth = np.cumprod(1.0 + net, axis=0)
+    run = PathRun(net, np.zeros((H, 2)), np.zeros((H, 2)), wealth, alive, np.array([False, True]), [None] * H, None, [1, 2], ["a", "b"])
+    np.testing.assert_allclose(run.final_wealth(), [wealth[-1, 0], 0.5 * 0.02])
+    m = run.path_metrics(1)
+    assert m["n_periods"] == H and m["terminal_wealth"] == pytest.approx(0.01)
+    assert m["accumulated_return"] == pytest.approx(0.01 - 1.0)
+    np.testing.assert_array_equal(run.returns(1), [-0.5, -0.98])
+
+
+# =========================================================================== baselines
+def test_equal_weight_is_added_and_rebalances_to_one_over_n(result: Any) -> None:
+    assert result.added_reference and result.reference == "equal_weight"
+    assert result.agent_names.count("equal_weight") == 1
+    w = result.weights("equal_weight")
+    np.testing.assert_allclose(w[list(PANEL.assets)].to_numpy(), 1.0 / N)
+    d = result.daily("equal_weight")
+    assert d["turnover"].iloc[0] == pytest.approx(1.0)
+    assert (d["turnover"].iloc[1:] > 0).all()  # drift is traded back every day
+    given = backtest([EqualWeight(), BuyAndHold(cost_model=COSTS)], PANEL, None, _config(n_paths=0, bootstrap_reps=0))
+    assert not given.added_reference and given.agent_names == ["equal_weight", "buy_and_hold"]
+
+
+def test_buy_and_hold_trades_only_on_day_one(result: Any) -> None:
+    d = result.daily("bh")
+    assert 0.99 < d["turnover"].iloc[0] <= 1.0
+    assert (d["turnover"].iloc[1:] == 0.0).all()
+    assert (d["cost"].iloc[1:] == 0.0).all()
+    sp = result.synthetic_paths[result.synthetic_paths["agent"] == "bh"]
+    np.testing.assert_allclose(sp["total_turnover"], d["turnover"].iloc[0], rtol=1e-12)
+
+
+def test_benchmark_row_is_the_index_over_the_test_days(result: Any) -> None:
+    row = result.summary.loc["SP500 (index)"]
+    ref = market_metrics(PANEL, dates=PANEL.dates[VAL_END_ROW + 1 :])
+    for k in ("sharpe", "annualised_return", "max_drawdown"):
+        assert row[k] == pytest.approx(ref[k], rel=1e-12)
+    assert row["total_turnover"] == 0.0
+    np.testing.assert_allclose(result.benchmark.to_numpy(), PANEL.exog["SP500"].to_numpy()[VAL_END_ROW + 1 :])
+
+
+# =========================================================================== bootstrap
+def test_bootstrap_intervals_contain_the_estimate_and_are_reproducible(result: Any) -> None:
+    b = result.bootstrap
+    rows = b[b["statistic"].isin(["sharpe", "annualised_return", "annualised_volatility"]) & (b["agent"] != "rec_cash")]
+    assert len(rows) == 3 * 5  # bh, mv, rec_invest, equal_weight, the index
+    for _, r in rows.iterrows():
+        assert r["lower"] <= r["estimate"] <= r["upper"], r.to_dict()
+        assert r["block_length"] >= 1.0
+    # an all-cash agent has no Sharpe ratio and no interval, but no crash either
+    cash = b[(b["agent"] == "rec_cash") & (b["statistic"] == "sharpe")].iloc[0]
+    assert np.isnan(cash["estimate"]) and np.isnan(cash["lower"])
+    x = result.daily("bh")["net_return"].to_numpy()
+    ref = result.daily("equal_weight")["net_return"].to_numpy()
+    one = bootstrap_intervals(x, ref, reps=300, seed=11)
+    two = bootstrap_intervals(x, ref, reps=300, seed=11)
+    other = bootstrap_intervals(x, ref, reps=300, seed=12)
+    pd.testing.assert_frame_equal(one, two)
+    assert not np.allclose(one["lower"], other["lower"])
+    assert one.loc["sharpe", "estimate"] == pytest.approx(M.sharpe_ratio(x))
+    assert one.loc["sharpe_minus_ew", "estimate"] == pytest.approx(M.sharpe_ratio(x) - M.sharpe_ratio(ref))
+    # wider at a higher level
+    hi = bootstrap_intervals(x, reps=300, seed=11, confidence=0.99)
+    assert hi.loc["sharpe", "upper"] - hi.loc["sharpe", "lower"] >= one.loc["sharpe", "upper"] - one.loc["sharpe", "lower"]
+
+
+def test_an_agents_interval_does_not_depend_on_the_other_agents(result: Any) -> None:
+    alone = backtest([BacktestAgent("bh", BuyAndHold(cost_model=COSTS))], PANEL, None, _config(n_paths=0))
+    a = alone.bootstrap[alone.bootstrap["agent"] == "bh"].reset_index(drop=True)
+    b = result.bootstrap[result.bootstrap["agent"] == "bh"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+# =========================================================================== spec grammar
+def test_parse_agent_spec_grammar() -> None:
+    s = parse_agent_spec("mv:ledoit_wolf,gamma=50,window=126,label=my mv")
+    assert s == AgentSpec("mv", "ledoit_wolf", {"gamma": 50, "window": 126, "label": "my mv"}, "mv:ledoit_wolf,gamma=50,window=126,label=my mv")
+    assert s.label == "my mv" and not s.uses_run
+    assert parse_agent_spec("equal_weight").label == "equal_weight"
+    assert parse_agent_spec("Buy-And-Hold").kind == "buy_and_hold"
+    r = parse_agent_spec("cvar:runs/neuralfactors,n_scenarios=200,cost_aware=false")
+    assert r.uses_run and r.label == "cvar:gen:neuralfactors" and r.options == {"n_scenarios": 200, "cost_aware": False}
+    assert parse_agent_spec("sb3:runs/ppo/agent.zip").label == "sb3:agent"
+    assert parse_agent_spec("mv:./ledoit_wolf").uses_run
+    for bad in ("", "momentum", "mv", "sb3", "equal_weight:x", "mv:sample,gamma", "mv:sample,alpha=0.9", "buy_and_hold,window=3"):
+        with pytest.raises(DataValidationError):
+            parse_agent_spec(bad)
+
+
+def test_agent_from_spec_solves_the_runs_problem() -> None:
+    a, _ = agent_from_spec("mv:ledoit_wolf,gamma=50,window=60", cost_model=COSTS, constraints=CONS, risk_free=1e-4)
+    p = a.policy
+    assert isinstance(p, MeanVariance) and p.gamma == 50.0 and a.window == 60
+    assert p.cost_model_ == COSTS and p.constraints_ == CONS and p.risk_free == 1e-4
+    assert isinstance(p.source, HistoricalSource) and (p.source.mean, p.source.covariance) == ("sample", "ledoit_wolf")
+    m, _ = agent_from_spec("minvar:sample", cost_model=COSTS, constraints=CONS)
+    assert isinstance(m.policy, MinVariance) and m.policy.constraints_.budget == (1.0, 1.0)
+    assert m.window == 252 and m.policy.source.covariance == "sample"
+    c, _ = agent_from_spec("cvar:historical,alpha=0.9,risk_aversion=0.01,invested=true")
+    assert isinstance(c.policy, MeanCVaR) and c.policy.alpha == 0.9 and c.policy.constraints_.budget == (1.0, 1.0)
+    b, _ = agent_from_spec("buy_and_hold", cost_model=COSTS)
+    assert isinstance(b.policy, BuyAndHold) and b.policy.cost_model == COSTS
+    with pytest.raises(DataValidationError):
+        agent_from_spec("mv:sample,gamma=-1")
+    with pytest.raises(DataValidationError):
+        agent_from_spec("mv:sample,window=oops")
+    with pytest.raises(FactorGymError):
+        agent_from_spec("cvar:/nonexistent/run")
+
+
+@pytest.fixture(scope="module")
+def lw_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    out = tmp_path_factory.mktemp("runs") / "lw"
+    spec = RunSpec(kind="ledoit_wolf", dataset="toy", train_end=SPLIT.train_end, val_end=SPLIT.val_end, params={"window": 21})
+    fit_run(spec, out, panel=PANEL, progress=False)
+    return out
+
+
+def test_agent_from_spec_with_a_generator_run(lw_run: Any) -> None:
+    a, _ = agent_from_spec(f"cvar:{lw_run},n_scenarios=50,risk_aversion=0.05")
+    assert isinstance(a.policy.source, GeneratorSource) and a.policy.source.n_scenarios == 50
+    assert a.window == a.policy.source.generator.min_history
+    assert a.trained_on == "generator:lw" and a.training_end == SPLIT.val_end
+    assert a.name == "cvar:gen:lw"
+
+
+def test_training_data_after_the_test_start_is_rejected(lw_run: Any) -> None:
+    early = Split(SPLIT.train_end, str(PANEL.dates[200].date()))
+    with pytest.raises(DataValidationError, match="out of sample"):
+        backtest_cli(["equal_weight"], [lw_run], dataset=PANEL, val_end=early.val_end, train_end=early.train_end, n_paths=1, report=False, progress=False, out=lw_run.parent / "x")
+    late = BacktestAgent("late", EqualWeight(), training_end=str(PANEL.dates[VAL_END_ROW + 5].date()))
+    with pytest.raises(DataValidationError, match="out of sample"):
+        backtest([late], PANEL, None, _config(n_paths=0))
+
+
+# =========================================================================== adapters and errors
+class LogitPolicy:
+    """An SB3-like policy: fixed logits favouring asset 0 (batched predict)."""
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        r = np.asarray(observation["returns"])
+        logits = np.zeros(r.shape[:-2] + (r.shape[-1] + 1,), dtype=np.float32)
+        logits[..., 0] = 1.0
+        return logits, state
+
+
+def test_sb3_adapter_keeps_observation_settings_and_replaces_accounting() -> None:
+    agent, notes = sb3_agent(
+        LogitPolicy(), {"window": 5, "action_mode": "softmax", "temperature": 0.5, "cost_model": CostModel(0, 0), "reward": "log"},
+        name="ppo", trained_on="generator:ar",
+    )
+    assert agent.window == 5 and agent.action_mode == "softmax" and agent.obs_kwargs == {"temperature": 0.5}
+    assert any("replaced" in n for n in notes)
+    res = backtest([agent], PANEL, None, _config(n_paths=0, bootstrap_reps=0))
+    w = res.weights("ppo")
+    expect = np.exp(np.array([1.0] + [0.0] * N) / 0.5)
+    expect /= expect.sum()
+    np.testing.assert_allclose(w.iloc[0].to_numpy(), np.r_[expect[:N], expect[N]], atol=1e-7)
+    assert res.summary.loc["ppo", "total_costs"] > 0  # charged the run's costs, not its zero training costs
+
+
+def test_errors_are_clear() -> None:
+    with pytest.raises(DataValidationError, match="unique"):
+        backtest([EqualWeight(), EqualWeight()], PANEL, None, _config(n_paths=0))
+    with pytest.raises(DataValidationError, match="empty"):
+        held_out_rows(PANEL, Split(SPLIT.train_end, str(PANEL.dates[-1].date())))
+    with pytest.raises(DataValidationError):
+        BacktestConfig(confidence=1.5)
+    with pytest.raises(DataValidationError, match="predict"):
+        BacktestAgent("x", object())  # type: ignore[arg-type]
+
+
+# =========================================================================== CLI outputs
+def test_backtest_cli_writes_tables_series_json_and_report(lw_run: Any, tmp_path: Any) -> None:
+    out = tmp_path / "bt"
+    res = backtest_cli(
+        ["buy_and_hold", "mv:sample,window=20,gamma=10,label=mv <20d>"], [lw_run], dataset=PANEL,
+        train_end=SPLIT.train_end, val_end=SPLIT.val_end, n_paths=2, horizon=15, seed=3, bootstrap_reps=50,
+        buy_bps=10, sell_bps=20, out=out, progress=False,
+    )
+    assert res.config.cost_model == CostModel(buy=1e-3, sell=2e-3)
+    for f in ("summary_real.csv", "summary_real.md", "bootstrap_real.csv", "synthetic_summary.csv", "synthetic_paths.csv",
+              "sim_to_real_gap.csv", "backtest.json", "report.html", "daily/buy_and_hold.csv", "daily/benchmark.csv"):
+        assert (out / f).is_file(), f
+    summary = pd.read_csv(out / "summary_real.csv", index_col=0)
+    assert list(summary.index) == ["buy_and_hold", "mv <20d>", "equal_weight", "SP500 (index)"]
+    daily = pd.read_csv(out / "daily" / "mv_20d.csv", index_col=0, parse_dates=True)
+    assert {"wealth", "net_return", "cost", "turnover", "w_cash", *(f"w_{a}" for a in PANEL.assets)} <= set(daily.columns)
+    assert len(daily) == N_TEST
+    meta = json.loads((out / "backtest.json").read_text())
+    assert meta["start_date"] == str(PANEL.dates[VAL_END_ROW].date()) and meta["generators"] == ["lw"]
+    assert meta["added_reference"] is True
+    paths = pd.read_csv(out / "synthetic_paths.csv")
+    assert set(paths["days"]) == {15} and len(paths) == 2 * 3
+    html = (out / "report.html").read_text()
+    assert "mv &lt;20d&gt;" in html and "mv <20d>" not in html  # escaped
+    assert "Synthetic-to-real gap" in html and "<table" in html
+    imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(imgs) >= 4
+    assert base64.b64decode(imgs[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "terminal wealth is not comparable" in " ".join(res.notes)
