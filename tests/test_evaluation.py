@@ -67,13 +67,15 @@ def test_helper_generator_is_consistent(tmp_path: Path, data: tuple[ReturnPanel,
 # ====================================================================== NLL
 
 
-def test_nll_equals_direct_scipy_computation(data: tuple[ReturnPanel, np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize("how", ["pooled", "per_asset"])
+def test_nll_equals_direct_scipy_computation(data: tuple[ReturnPanel, np.ndarray, np.ndarray], how: str) -> None:
     panel, _, _ = data
     split = _split(panel)
     gen = GaussianTestGenerator().fit(panel, split)
-    rep = _evaluate(gen, panel, split)
+    rep = _evaluate(gen, panel, split, nll_scale=how)
     train = panel.returns[:TRAIN]
-    s = train.std(axis=0, ddof=1)
+    # pooled: one std of all train returns (NeuralFactors footnote 3); per_asset: each its own
+    s = np.full(N, train.std(ddof=1)) if how == "pooled" else train.std(axis=0, ddof=1)
     mu = train.mean(axis=0)
     cov = np.cov(train, rowvar=False)
     test = panel.returns[VAL:]
@@ -92,14 +94,21 @@ def test_nll_is_invariant_to_rescaling_each_asset(data: tuple[ReturnPanel, np.nd
     split = _split(panel)
     c = np.array([3.0, 0.5, 1.0, 2.0])  # per-asset: a single global std would not undo this
     scaled = panel.with_returns(panel.returns * c)
-    base = _evaluate(GaussianTestGenerator().fit(panel, split), panel, split)
-    resc = _evaluate(GaussianTestGenerator().fit(scaled, split), scaled, split)
+    base = _evaluate(GaussianTestGenerator().fit(panel, split), panel, split, nll_scale="per_asset")
+    resc = _evaluate(GaussianTestGenerator().fit(scaled, split), scaled, split, nll_scale="per_asset")
     for key in ("nll_joint", "nll_ind", "crps", "energy_score", "cal_uni", "cov_mse", "box_m", "cov_mse_outer"):
         assert resc.scalars[key] == pytest.approx(base.scalars[key], rel=1e-8), key
     # the equal-weight portfolio itself changes when assets are rescaled differently
     assert resc.scalars["cal_port"] != pytest.approx(base.scalars["cal_port"], rel=1e-8)
     # without the train-std scaling the NLL would move by mean(log c) per asset
     assert abs(np.mean(np.log(c))) > 0.1
+    # the pooled scale undoes a common rescaling, and only that
+    pooled = _evaluate(GaussianTestGenerator().fit(panel, split), panel, split)
+    common = panel.with_returns(panel.returns * 3.0)
+    pooled3 = _evaluate(GaussianTestGenerator().fit(common, split), common, split)
+    assert pooled3.scalars["nll_joint"] == pytest.approx(pooled.scalars["nll_joint"], rel=1e-8)
+    pooled_c = _evaluate(GaussianTestGenerator().fit(scaled, split), scaled, split)
+    assert pooled_c.scalars["nll_joint"] != pytest.approx(pooled.scalars["nll_joint"], rel=1e-3)
 
 
 # ====================================================================== calibration and VaR
@@ -185,7 +194,7 @@ def test_first_prediction_conditions_on_rows_before_the_part(data: tuple[ReturnP
     panel, _, _ = data
     split = _split(panel)
     gen = GaussianTestGenerator(lookback=5, mean_weight=0.5).fit(panel, split)
-    rep = _evaluate(gen, panel, split)
+    rep = _evaluate(gen, panel, split, nll_scale="per_asset")
     pred = gen.predict_window(panel.returns[VAL - 5 : VAL])  # last five validation rows
     s = panel.returns[:TRAIN].std(axis=0, ddof=1)
     expected = -(float(pred.log_prob(panel.returns[VAL])) + np.log(s).sum()) / N
@@ -212,7 +221,7 @@ def test_missing_cells_are_excluded_not_filled(data: tuple[ReturnPanel, np.ndarr
     mask[gone, 2] = False
     r[~mask] = np.nan
     holes = panel.with_returns(r, mask)
-    rep = _evaluate(GaussianTestGenerator.from_moments(mean, cov, panel.assets), holes, split)
+    rep = _evaluate(GaussianTestGenerator.from_moments(mean, cov, panel.assets), holes, split, nll_scale="per_asset")
     assert rep.scalars["n_days_joint"] == T - VAL - 3
     assert "every asset trades" in rep.notes["nll_joint"]
     assert np.isnan(rep.per_day["nll_joint"].iloc[3]) and np.isfinite(rep.per_day["nll_ind"].iloc[3])
@@ -278,7 +287,7 @@ def test_gaussian_model_is_worse_than_the_true_student_t_model() -> None:
     syn = synthetic_factor_panel(T=1000, N=5, F=2, nu=4.0, seed=2, n_is_samples=512)
     panel = syn.panel
     split = _split(panel, 400, 500)
-    rep = _evaluate(GaussianTestGenerator().fit(panel, split), panel, split, n_samples=64)
+    rep = _evaluate(GaussianTestGenerator().fit(panel, split), panel, split, n_samples=64, nll_scale="per_asset")
     s = panel.returns[:400].std(axis=0, ddof=1)
     true_nll = -(syn.log_density[500:] + np.log(s).sum()) / panel.N
     diff = rep.per_day["nll_joint"].to_numpy() - true_nll

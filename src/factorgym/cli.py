@@ -201,6 +201,7 @@ def evaluate_generators(
     seed: Annotated[int, typer.Option(help="Seed of the sampling-based metrics.")] = 0,
     n_samples: Annotated[int, typer.Option(help="Samples per day for sample-based metrics.")] = 1000,
     sim_paths: Annotated[int, typer.Option(help="Simulated one-year paths for stylized facts.")] = 100,
+    nll_scale: Annotated[str, typer.Option(help="Return scale for NLL: pooled (one train std, as NeuralFactors) or per_asset.")] = "pooled",
 ) -> None:
     """Score generators on held-out days: NLL, covariance, calibration, VaR, CRPS/energy, stylized facts."""
     import numpy as np
@@ -223,7 +224,7 @@ def evaluate_generators(
         reports.append(
             evaluate_generator(
                 gen, panels[source], split, split_part, rng=np.random.default_rng(seed), n_samples=n_samples,
-                sim_paths=sim_paths, name=name,
+                sim_paths=sim_paths, name=name, nll_scale=nll_scale,  # type: ignore[arg-type]
             )
         )
     table = reports_table(reports)
