@@ -266,6 +266,50 @@ def backtest(
     )
 
 
+@app.command("train-agent")
+def train_agent(
+    algo: Annotated[str, typer.Argument(help="ppo, sac, a2c or td3 (stable-baselines3).")],
+    market: Annotated[str, typer.Option("--market", help="historical (train-split replay) or a generator run folder.")] = "historical",
+    out: Annotated[Path | None, typer.Option(help="Agent folder (default runs/agents/ALGO-MARKET-sSEED).")] = None,
+    timesteps: Annotated[int, typer.Option(help="Total environment steps.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the environments and the algorithm.")] = 0,
+    n_envs: Annotated[int, typer.Option(help="Parallel paths in the batched env.")] = 8,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (default: the generator run's, or sp500).")] = None,
+    train_end: Annotated[str | None, typer.Option(help="Last training date.")] = None,
+    val_end: Annotated[str | None, typer.Option(help="Last validation date.")] = None,
+    horizon: Annotated[int, typer.Option(help="Training episode length in days.")] = 252,
+    window: Annotated[int, typer.Option(help="Days of returns in the observation.")] = 20,
+    action_mode: Annotated[str, typer.Option(help="softmax, simplex or long_short.")] = "softmax",
+    reward: Annotated[str, typer.Option(help="log, differential_sharpe, mean_variance, drawdown or cvar.")] = "log",
+    buy_bps: Annotated[float, typer.Option(help="Proportional cost of buys, bps.")] = 7.5,
+    sell_bps: Annotated[float, typer.Option(help="Proportional cost of sells, bps.")] = 12.5,
+    eval_freq: Annotated[int, typer.Option(help="Steps between validation evaluations.")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option(help="Validation episodes per evaluation.")] = 5,
+    params: Annotated[list[str] | None, typer.Option("--set", help="SB3 keyword argument key=value (JSON), repeatable.")] = None,
+    env_params: Annotated[list[str] | None, typer.Option("--env", help="Further env option key=value (JSON), repeatable.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing agent folder.")] = False,
+) -> None:
+    """Train a stable-baselines3 agent in a generator market or on historical replay, validating on real data."""
+    from factorgym.agents.rl import train_agent_cli
+
+    train_agent_cli(
+        algo, market, out, timesteps, seed, n_envs, dataset, train_end, val_end, horizon, window, action_mode, reward,
+        buy_bps * 1e-4, sell_bps * 1e-4, eval_freq, eval_episodes, params, env_params, progress=True,
+        overwrite=overwrite, echo=lambda line: print_wide(Text(line)),
+    )
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder; finished stages found there are reused.")] = Path("runs/demo"),
+    seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
+) -> None:
+    """The main job: fit generators, evaluate them, backtest agents, train PPO, stress, write report.html."""
+    from factorgym.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=str(out), seed=seed))
+
+
 # ---------------------------------------------------------------------------- entry point
 def _one_line(message: str) -> str:
     lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]

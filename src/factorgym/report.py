@@ -556,6 +556,22 @@ class Report:
         self._blocks.append(_Block("section", f'<h{level} id="{sid}">{html.escape(str(title))}</h{level}>'))
         return self
 
+    def include(self, other: Report, title: str | None = None) -> Report:
+        """Append ``other``'s blocks under a new section; its sections become subsections."""
+        self.add_section(title or other.title, 2)
+        if other.subtitle:
+            self.add_text(other.subtitle)
+        sections = iter(other._sections)
+        for block in other._blocks:
+            if block.kind == "section":
+                _, text, _ = next(sections)
+                self.add_section(text, 3)
+                continue
+            self._blocks.append(block)
+            self._n_tables += block.kind == "table"
+            self._n_figures += block.kind == "figure"
+        return self
+
     def add_text(self, text: str) -> Report:
         """Paragraph(s) of plain text (blank lines separate paragraphs)."""
         paras = [p.strip() for p in re.split(r"\n\s*\n", str(text)) if p.strip()]
