@@ -587,8 +587,15 @@ def _sb3_from_spec(sp: AgentSpec, seed: int | None) -> tuple[BacktestAgent, list
         from factorgym.agents.rl import load_agent  # type: ignore[import-not-found]
     except ImportError as exc:
         raise FactorGymError(f"{sp.text}: loading RL agents needs factorgym.agents.rl ({exc})") from None
-    model, meta = load_agent(sp.arg)
-    meta = dict(meta or {})
+    model, loaded = load_agent(sp.arg)
+    if hasattr(loaded, "record") and hasattr(loaded, "env"):  # factorgym.agents.rl.AgentMeta
+        meta = dict(loaded.record)
+        meta["env_kwargs"] = loaded.env.kwargs()
+        source = getattr(loaded.market, "source", None)
+        if source and str(source) != "historical":
+            meta.setdefault("generator", str(source))
+    else:
+        meta = dict(loaded or {})
     env_kwargs = meta.get("env_kwargs") or meta.get("env") or {}
     predictor = None
     pred_path = sp.options.get("predictor") or meta.get("predictor_run")

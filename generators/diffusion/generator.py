@@ -1,0 +1,559 @@
+"""``DiffusionGenerator``: the factor-conditioned diffusion model behind the generator interface.
+
+Data flow (day ``t`` -> day ``t + 1``)::
+
+    window (W, N) of simple returns, rows <= t
+      -> factors.window_factors: asset factors (XS z-scored, winsorised), day context, scale s_t
+      -> x_i = [asset factors_i, context standardised over time]            (N, K)
+      -> reverse diffusion of y = log(1 + r_{t+1}) / s_t given x           (S, N)
+      -> r = expm1(s_t * y)                                                 simple returns
+
+Absent assets (no full factor history, or no return on day ``t``) are masked out of
+attention and get ``NaN`` samples, following the panel convention that absence is never a
+zero return.
+
+Randomness
+----------
+* :meth:`DiffusionPredictive.sample` draws all Gaussian noise from one ``torch.Generator``
+  derived from the ``numpy.random.Generator`` it is given (:func:`torch_generator`).
+* :class:`DiffusionPathSimulator` draws path ``p``'s noise in numpy from ``rngs[p]`` only and
+  batches the network over paths, so a path's trajectory does not depend on the other paths
+  (up to float32 round-off of batched matrix products, below 1e-6 of a return in tests).
+* Training draws from ``numpy.random.default_rng([seed, step])``; weights are initialised from
+  a ``torch.Generator`` seeded with ``seed``. The global torch RNG is never read or seeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from factorgym.artifacts import read_artifact, write_artifact
+from factorgym.data import MAX_ABS_DAILY_RETURN, ReturnPanel, Split
+from factorgym.errors import CheckpointError, DataValidationError
+from factorgym.features import FeatureScaler, RollingFeatures
+from factorgym.generators.base import (
+    PathSimulator,
+    ReturnGenerator,
+    SamplePredictive,
+    register_generator,
+    torch_generator,
+)
+from factorgym.generators.diffusion.config import DiffusionConfig
+from factorgym.generators.diffusion.diffusion import GaussianDiffusion
+from factorgym.generators.diffusion.factors import factor_names, panel_factors, window_factors
+from factorgym.generators.diffusion.model import FactorDiT
+from factorgym.generators.diffusion.training import Trainer, TrainingSet
+
+__all__ = ["DiffusionGenerator", "DiffusionPredictive", "DiffusionPathSimulator", "MOMENT_SEED"]
+
+#: Seed of the fixed draw behind a predictive distribution's moments and quantiles.
+MOMENT_SEED = 0
+#: File name of the final artifact written to ``out_dir`` by :meth:`DiffusionGenerator.fit`.
+MODEL_FILE = "diffusion.zip"
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Temporarily ``torch.set_num_threads(n)`` (no-op for None)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class DiffusionPredictive(SamplePredictive):
+    """Sample-based next-day distribution of one day.
+
+    Mean, covariance, marginal CDF and quantiles are estimates from ``n_moment_samples``
+    draws with the fixed seed :data:`MOMENT_SEED` (common random numbers across days).
+    There is no ``log_prob``: a diffusion model has no closed-form likelihood.
+
+    Attributes
+    ----------
+    present : ndarray of shape (N,), bool
+        Assets the model conditions on; the others are sampled as NaN.
+    """
+
+    def __init__(
+        self,
+        sampler: Callable[[int, np.random.Generator], np.ndarray],
+        present: np.ndarray,
+        n_moment_samples: int,
+        samples: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(sampler, int(present.shape[0]), n_moment_samples, seed=MOMENT_SEED)
+        self.present = present
+        self._pre = samples
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The fixed draw ``(n_moment_samples, N)`` behind the moment estimates."""
+        if self._pre is None:
+            self._pre = SamplePredictive.samples.fget(self)  # type: ignore[attr-defined]
+        return self._pre
+
+
+@register_generator
+class DiffusionGenerator(ReturnGenerator):
+    """Factor-conditioned diffusion transformer over the cross-section of next-day returns.
+
+    Parameters
+    ----------
+    config : DiffusionConfig, optional
+    **overrides
+        Fields of :class:`DiffusionConfig` to change, e.g. ``max_steps=500``.
+
+    Attributes
+    ----------
+    assets_ : tuple of str
+    model_ : FactorDiT
+        Selected EMA weights, in eval mode.
+    diffusion_ : GaussianDiffusion
+    context_scaler_ : FeatureScaler or None
+        Train-split time-series standardisation of the day-context columns.
+    train_std_ : ndarray of shape (N,) or None
+        Per-asset train std of log returns (``scale == "train_std"``).
+    fit_info_ : dict
+        Seed, steps, best step and validation loss, history, timings.
+
+    Examples
+    --------
+    >>> gen = DiffusionGenerator(max_steps=2000).fit(panel, Split())      # doctest: +SKIP
+    >>> pred = gen.predict(panel, t)                                       # doctest: +SKIP
+    >>> pred.sample(500, np.random.default_rng(0)).shape                   # doctest: +SKIP
+    (500, 20)
+    """
+
+    kind = "diffusion"
+
+    def __init__(self, config: DiffusionConfig | None = None, **overrides: Any) -> None:
+        cfg = config if config is not None else DiffusionConfig()
+        self.config = cfg.replace(**overrides) if overrides else cfg
+
+    def __repr__(self) -> str:
+        state = f"fitted on {len(self.assets_)} assets" if hasattr(self, "model_") else "unfitted"
+        return f"DiffusionGenerator({state}, d_model={self.config.d_model}, n_layers={self.config.n_layers})"
+
+    @property
+    def min_history(self) -> int:
+        return self.config.min_history
+
+    def get_params(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        panel: ReturnPanel,
+        split: Split,
+        *,
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> DiffusionGenerator:
+        """Train on ``split``'s train rows; select the EMA weights with the best validation loss.
+
+        Test rows are never read. Training pairs are (factors of day ``t``, return of day
+        ``t + 1``) with both days in the train split; validation pairs have ``t + 1`` in the
+        validation split. With ``out_dir``, a resumable train state is kept there (a rerun
+        with the same config, data and ``rng`` seed continues it) and the final model is
+        written to ``out_dir/diffusion.zip``.
+
+        Parameters
+        ----------
+        panel : ReturnPanel
+        split : Split
+        out_dir : path, optional
+        progress : bool
+        rng : numpy.random.Generator, optional
+            One integer is drawn from it as the training seed (default ``config.seed``).
+        """
+        cfg = self.config
+        seed = int(rng.integers(0, 2**63 - 1)) if rng is not None else int(cfg.seed)
+        b = split.bounds(panel.dates)
+        (tr0, tr1), (_, va1) = b["train"], b["val"]
+        if tr1 - tr0 < cfg.min_history + 2:
+            raise DataValidationError(
+                f"the train split of {panel.name} has {tr1 - tr0} days; the factor windows need "
+                f"{cfg.min_history} days of history plus training days"
+            )
+        if va1 <= tr1:
+            raise DataValidationError(f"the validation split of {panel.name} is empty")
+        t_start = time.perf_counter()
+        returns = np.asarray(panel.returns[:va1])  # the test rows are never read
+        avail = np.asarray(panel.mask[:va1])
+        fac = panel_factors(returns, cfg)
+        lr = np.log1p(np.where(avail, returns, 0.0))
+
+        self.assets_ = tuple(panel.assets)
+        self.train_std_ = None
+        if cfg.scale == "train_std":
+            sd = np.array([lr[:tr1][avail[:tr1, j], j].std(ddof=1) for j in range(panel.N)])
+            self.train_std_ = np.maximum(np.nan_to_num(sd, nan=cfg.scale_floor), cfg.scale_floor)
+        self.context_scaler_ = None
+        if fac.context.shape[1]:
+            ok = np.isfinite(fac.context[:tr1]).all(axis=1)
+            self.context_scaler_ = FeatureScaler().fit(fac.context[:tr1][:, None, :], ok[:, None])
+
+        x, present, scale = self._inputs(fac)  # (T, N, K), (T, N), (T, N)
+        # pair t -> t + 1
+        y = lr[1:] / np.where(present[:-1], scale[:-1], 1.0)
+        y = np.clip(np.nan_to_num(y), -cfg.target_clip, cfg.target_clip).astype(np.float32)
+        m = present[:-1] & avail[1:]
+        xs = x[:-1]
+        names_a, _ = factor_names(cfg)
+        pc_cols = tuple(i for i, n in enumerate(names_a) if n.startswith("pc"))
+        tr = slice(0, tr1 - 1)  # t + 1 <= tr1 - 1
+        va = slice(tr1 - 1, va1 - 1)  # t + 1 in the validation rows
+        train_set = TrainingSet(xs[tr], y[tr], m[tr], pc_cols)
+        val_set = TrainingSet(xs[va], y[va], m[va], ())
+
+        dit_cfg = cfg.dit(x.shape[-1])
+        with _torch_threads(cfg.num_threads):
+            model = FactorDiT(dit_cfg, generator=torch.Generator().manual_seed(seed))
+            diffusion = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight)
+            trainer = Trainer(
+                model, diffusion, cfg, train_set, val_set, seed=seed, out_dir=out_dir,
+                fingerprint=_fingerprint(panel, va1), progress=progress,
+            )
+            result = trainer.run()
+            model.load_state_dict(result.best_state)
+        model.eval().requires_grad_(False)
+        self.model_ = model
+        self.diffusion_ = diffusion
+        self.fit_info_ = {
+            "seed": seed,
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best_val_loss": result.best_val,
+            "history": result.history,
+            "resumed_from": result.resumed_from,
+            "train_days": train_set.n_days,
+            "val_days": val_set.n_days,
+            "n_params": model.n_params,
+            "train_seconds": result.seconds,
+            "fit_seconds": time.perf_counter() - t_start,
+            "train_range": [str(panel.dates[tr0].date()), str(panel.dates[tr1 - 1].date())],
+            "val_range": [str(panel.dates[tr1].date()), str(panel.dates[va1 - 1].date())],
+            "panel": panel.name,
+        }
+        if out_dir is not None:
+            self.save(Path(out_dir) / MODEL_FILE)
+        return self
+
+    # ------------------------------------------------------------------ inputs
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise DataValidationError("this DiffusionGenerator is not fitted; call fit() or load() first")
+
+    def _inputs(self, fac: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Network inputs from :class:`Factors`: ``x`` (..., N, K) float32, present, scale."""
+        cfg = self.config
+        parts = [fac.assets]
+        if self.context_scaler_ is not None:
+            ctx = np.clip(self.context_scaler_.transform(fac.context), -cfg.context_clip, cfg.context_clip)
+            parts.append(np.broadcast_to(ctx[..., None, :], (*fac.assets.shape[:-1], ctx.shape[-1])))
+        x = np.concatenate(parts, axis=-1)
+        present = fac.present & np.isfinite(x).all(axis=-1)
+        x = np.where(present[..., None], x, 0.0).astype(np.float32)
+        scale = fac.scale if self.train_std_ is None else np.broadcast_to(self.train_std_, fac.present.shape)
+        return x, present, np.where(present, scale, np.nan)
+
+    def _window_inputs(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._check_fitted()
+        w = np.asarray(windows, dtype=np.float64)
+        if w.ndim < 2 or w.shape[-1] != len(self.assets_):
+            raise DataValidationError(
+                f"window has shape {w.shape}; expected (..., W, {len(self.assets_)}) for the fitted assets"
+            )
+        if w.shape[-2] < self.min_history:
+            raise DataValidationError(
+                f"window has {w.shape[-2]} days; this generator needs {self.min_history} days of history"
+            )
+        return self._inputs(window_factors(w, self.config))
+
+    # ------------------------------------------------------------------ sampling core
+    @property
+    def n_noise_draws(self) -> int:
+        """Gaussian draws of shape ``(N,)`` one scenario consumes with the configured sampler."""
+        c = self.config
+        return self.diffusion_.n_noise_draws(c.sampler, c.sample_steps, c.eta)
+
+    def _sample_returns(
+        self, x: np.ndarray, present: np.ndarray, scale: np.ndarray, noise: torch.Tensor
+    ) -> np.ndarray:
+        """Scenarios of simple returns for ``D`` days.
+
+        Parameters
+        ----------
+        x : ndarray (D, N, K); present, scale : ndarray (D, N)
+        noise : Tensor (n_draws, D or 1, S, N)
+            Per-day (or shared) pre-drawn noise of ``S`` scenarios.
+
+        Returns
+        -------
+        ndarray of shape (D, S, N)
+            NaN at absent assets.
+        """
+        cfg = self.config
+        D, N = present.shape
+        S = noise.shape[2]
+        sb = cfg.sample_batch
+        out = np.empty((D, S, N))
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        mt = torch.from_numpy(np.ascontiguousarray(present))
+        per = max(1, sb // S) if S <= sb else 1
+        model = self.model_
+        with _torch_threads(cfg.num_threads), torch.no_grad():
+            for d0 in range(0, D, per):
+                d1 = min(d0 + per, D)
+                Dc = d1 - d0
+                fx = model.embed_factors(xt[d0:d1], mt[d0:d1])  # (Dc, N, Dm)
+                for s0 in range(0, S, sb):
+                    s1 = min(s0 + sb, S)
+                    sc = s1 - s0
+                    nz = noise[:, d0:d1] if noise.shape[1] != 1 else noise
+                    nz = nz[:, :, s0:s1].expand(-1, Dc, sc, N)  # (draws, Dc, sc, N)
+                    md = mt[d0:d1]
+
+                    def denoise(yy: torch.Tensor, n: int, fx=fx, md=md, Dc=Dc) -> torch.Tensor:
+                        return model.denoise(yy, torch.full((Dc,), n, dtype=torch.int64), fx, md)
+
+                    y = self.diffusion_.sample(
+                        denoise, nz, sampler=cfg.sampler, sample_steps=cfg.sample_steps, eta=cfg.eta,
+                        clip=cfg.target_clip,
+                    )  # (Dc, sc, N)
+                    out[d0:d1, s0:s1] = y.to(torch.float64).numpy()
+        r = np.expm1(out * scale[:, None, :])
+        r = np.minimum(r, MAX_ABS_DAILY_RETURN)
+        return np.where(present[:, None, :], r, np.nan)
+
+    def _torch_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``(n_draws, 1, n, N)`` standard normals from ``generator``."""
+        return torch.randn((self.n_noise_draws, 1, n, len(self.assets_)), generator=generator)
+
+    # ------------------------------------------------------------------ interface
+    def predict_window(self, window: np.ndarray) -> DiffusionPredictive:
+        """Next-day distribution after ``window`` ``(W, N)`` (a sample-based predictive)."""
+        w = np.asarray(window, dtype=np.float64)
+        if w.ndim != 2:
+            raise DataValidationError(f"predict_window takes one window (W, N), got shape {w.shape}")
+        return self._predictives(w[None], eager=False)[0]
+
+    def predict_windows(self, windows: np.ndarray) -> list[DiffusionPredictive]:
+        """:meth:`predict_window` for ``(D, W, N)``; the moment draws of all days are computed
+        in one batched pass (the same draws the one-day call would make)."""
+        w = np.asarray(windows, dtype=np.float64)
+        if w.ndim != 3:
+            raise DataValidationError(f"predict_windows takes windows (D, W, N), got shape {w.shape}")
+        return self._predictives(w, eager=True)
+
+    def _predictives(self, windows: np.ndarray, eager: bool) -> list[DiffusionPredictive]:
+        x, present, scale = self._window_inputs(windows)
+        m = self.config.n_moment_samples
+        pre: np.ndarray | None = None
+        if eager:
+            g = torch_generator(np.random.default_rng(MOMENT_SEED))
+            pre = self._sample_returns(x, present, scale, self._torch_noise(m, g))
+        out = []
+        for d in range(windows.shape[0]):
+            xd, pd_, sd = x[d : d + 1], present[d : d + 1], scale[d : d + 1]
+
+            def sampler(n: int, rng: np.random.Generator, xd=xd, pd_=pd_, sd=sd) -> np.ndarray:
+                noise = self._torch_noise(n, torch_generator(rng))
+                return self._sample_returns(xd, pd_, sd, noise)[0]
+
+            out.append(DiffusionPredictive(sampler, present[d].copy(), m, None if pre is None else pre[d]))
+        return out
+
+    def sample_windows(self, windows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` scenarios for each of ``D`` days, batched: ``(D, W, N)`` -> ``(D, n, N)``.
+
+        Day ``d`` draws its noise from its own stream ``rng.spawn(D)[d]``, so its scenarios
+        do not depend on the other days in the batch.
+        """
+        w = np.asarray(windows, dtype=np.float64)
+        if w.ndim != 3:
+            raise DataValidationError(f"sample_windows takes windows (D, W, N), got shape {w.shape}")
+        x, present, scale = self._window_inputs(w)
+        noise = torch.cat([self._torch_noise(n, torch_generator(r)) for r in rng.spawn(w.shape[0])], dim=1)
+        return self._sample_returns(x, present, scale, noise)
+
+    def simulator_window(
+        self, window: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> DiffusionPathSimulator:
+        """Paths after ``window`` (``(W, N)`` shared or ``(P, W, N)``), one per stream in ``rngs``."""
+        self._check_fitted()
+        return DiffusionPathSimulator(self, window, rngs)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """One atomic artifact: config, weights, scalers, assets, fit summary, versions."""
+        self._check_fitted()
+        buf = io.BytesIO()
+        torch.save(self.model_.state_dict(), buf)
+        arrays: dict[str, np.ndarray] = {}
+        if self.context_scaler_ is not None:
+            arrays["context_mean"] = self.context_scaler_.mean_
+            arrays["context_scale"] = self.context_scaler_.scale_
+        if self.train_std_ is not None:
+            arrays["train_std"] = self.train_std_
+        names_a, names_c = factor_names(self.config)
+        meta = {
+            "kind": self.kind,
+            "config": self.config.to_dict(),
+            "dit": self.model_.config.to_dict(),
+            "assets": list(self.assets_),
+            "asset_factors": names_a,
+            "context_factors": names_c,
+            "fit": self.fit_info_,
+            "torch_version": torch.__version__,
+        }
+        write_artifact(path, meta, arrays=arrays, blobs={"model.pt": buf.getvalue()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> DiffusionGenerator:
+        """Read an artifact written by :meth:`save`; corrupt/incompatible -> CheckpointError."""
+        meta, arrays, blobs = read_artifact(path, expect_kind=cls.kind)
+        try:
+            cfg = DiffusionConfig.from_dict(meta["config"])
+            gen = cls(cfg)
+            gen.assets_ = tuple(meta["assets"])
+            gen.fit_info_ = dict(meta.get("fit", {}))
+            names_a, names_c = factor_names(cfg)
+            if meta.get("asset_factors") != names_a or meta.get("context_factors") != names_c:
+                raise CheckpointError(f"{path}: factor layout differs from what this library computes")
+            gen.context_scaler_ = None
+            if names_c:
+                gen.context_scaler_ = FeatureScaler.from_dict(
+                    {"mean": arrays["context_mean"].tolist(), "scale": arrays["context_scale"].tolist()}
+                )
+                if gen.context_scaler_.mean_.shape != (len(names_c),):
+                    raise CheckpointError(f"{path}: context scaler has the wrong shape")
+            gen.train_std_ = None
+            if cfg.scale == "train_std":
+                gen.train_std_ = np.asarray(arrays["train_std"], dtype=np.float64)
+                if gen.train_std_.shape != (len(gen.assets_),):
+                    raise CheckpointError(f"{path}: train_std has the wrong shape")
+            model = FactorDiT(cfg.dit(len(names_a) + len(names_c)))
+            state = torch.load(io.BytesIO(blobs["model.pt"]), map_location="cpu", weights_only=True)
+            model.load_state_dict(state, strict=True)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # a damaged blob can raise nearly anything inside torch.load
+            raise CheckpointError(f"{path} is corrupt or incompatible: {type(exc).__name__}: {exc}") from exc
+        gen.model_ = model.eval().requires_grad_(False)
+        gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight)
+        return gen
+
+
+class DiffusionPathSimulator(PathSimulator):
+    """``P`` paths rolled forward on the model's own samples.
+
+    Each :meth:`step` recomputes every path's factors from its trailing window
+    (:class:`~factorgym.features.RollingFeatures` buffer), draws path ``p``'s noise from
+    ``rngs[p]`` in numpy, runs the sampler batched over paths, and pushes the new day.
+    """
+
+    def __init__(
+        self, gen: DiffusionGenerator, window: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> None:
+        self._gen = gen
+        rngs = list(rngs)
+        if not rngs:
+            raise DataValidationError("a path simulator needs at least one random stream")
+        w = np.asarray(window, dtype=np.float64)
+        if w.ndim == 3 and w.shape[0] != len(rngs):
+            raise DataValidationError(f"{w.shape[0]} windows but {len(rngs)} random streams")
+        if w.ndim not in (2, 3):
+            raise DataValidationError(f"window must be (W, N) or (P, W, N), got shape {w.shape}")
+        gen._window_inputs(w[-gen.min_history :] if w.ndim == 2 else w[:, -gen.min_history :])  # validates
+        self._roll = RollingFeatures(
+            w, gen.config.features, length=gen.min_history, n_paths=len(rngs) if w.ndim == 2 else None
+        )
+        self._rngs = rngs
+        self._moments: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_paths(self) -> int:
+        return self._roll.n_paths
+
+    @property
+    def n_assets(self) -> int:
+        return int(self._roll.window.shape[2])
+
+    @property
+    def window(self) -> np.ndarray:
+        """Current trailing windows ``(P, min_history, N)`` (read-only view)."""
+        v = self._roll.window.view()
+        v.setflags(write=False)
+        return v
+
+    def step(self) -> np.ndarray:
+        gen = self._gen
+        x, present, scale = gen._window_inputs(self._roll.window)  # (P, N, K), (P, N), (P, N)
+        draws = gen.n_noise_draws
+        noise = np.stack([r.standard_normal((draws, self.n_assets)) for r in self._rngs], axis=1)  # (draws, P, N)
+        noise_t = torch.from_numpy(noise.astype(np.float32))[:, :, None, :]  # (draws, P, 1, N)
+        r = gen._sample_returns(x, present, scale, noise_t)[:, 0]  # (P, N)
+        self._roll.push(r)
+        self._moments = None
+        return r
+
+    def reset_paths(
+        self, idx: np.ndarray, windows: np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> None:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        w = np.asarray(windows, dtype=np.float64)
+        if w.ndim != 3 or w.shape[0] != idx.size or len(rngs) != idx.size:
+            raise DataValidationError(
+                f"reset_paths needs {idx.size} windows (k, W, N) and streams; got {w.shape} and {len(rngs)}"
+            )
+        L = self._roll.length
+        if w.shape[1] < L or w.shape[2] != self.n_assets:
+            raise DataValidationError(f"reset windows must be (k, >= {L}, {self.n_assets}), got {w.shape}")
+        self._roll.window[idx] = w[:, -L:, :]
+        for i, r in zip(idx, rngs, strict=True):
+            self._rngs[int(i)] = r
+        self._moments = None
+
+    def moments(self, n_samples: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``(P, N)`` and covariance ``(P, N, N)`` of the next step.
+
+        Estimated from ``n_samples`` draws with fixed noise (seed :data:`MOMENT_SEED`, shared by
+        all paths); the path streams are not touched, so calling this never changes a path.
+        """
+        if self._moments is None or self._moments[0] != n_samples:
+            gen = self._gen
+            x, present, scale = gen._window_inputs(self._roll.window)
+            g = torch_generator(np.random.default_rng(MOMENT_SEED))
+            s = gen._sample_returns(x, present, scale, gen._torch_noise(n_samples, g))  # (P, S, N)
+            mean = s.mean(axis=1)
+            c = s - mean[:, None, :]
+            cov = np.einsum("psi,psj->pij", c, c) / max(n_samples - 1, 1)
+            self._moments = (n_samples, mean, cov)
+        return self._moments[1], self._moments[2]
+
+
+def _fingerprint(panel: ReturnPanel, stop: int) -> str:
+    """Hash of the rows a fit reads (dates, assets, returns, mask)."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(panel.assets).encode())
+    h.update(np.asarray(panel.dates[:stop].asi8).tobytes())
+    h.update(np.nan_to_num(np.asarray(panel.returns[:stop]), nan=0.0).tobytes())
+    h.update(np.asarray(panel.mask[:stop]).tobytes())
+    return h.hexdigest()
