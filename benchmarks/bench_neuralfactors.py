@@ -251,35 +251,53 @@ def task_speed(args: argparse.Namespace) -> dict[str, Any]:
         source = "untrained default config"
     res: dict[str, Any] = {"model": source, "machine": machine(), "runs": {}}
     t = panel.T - 300
-    for threads in sorted({1, 2, args.threads}):
-        torch.set_num_threads(threads)
+    base_cfg = model.config
+    for threads in (1, 2):
+        model.config = base_cfg.replace(inference_threads=threads)
         for P in (1, 64, 256):  # noqa: N806
             sim = model.simulator(panel, t, P, np.random.default_rng(0))
             for _ in range(20):
                 sim.step()
             n = 200 if P <= 64 else 60
-            t0 = time.perf_counter()
-            for _ in range(n):
-                sim.step()
-            dt = (time.perf_counter() - t0) / n
-            res["runs"][f"threads={threads} paths={P}"] = {"ms_per_day": dt * 1e3, "us_per_path_day": dt * 1e6 / P}
-            print(f"threads={threads} paths={P:4d}: {dt * 1e3:7.3f} ms per simulated day ({dt * 1e6 / P:7.1f} us per path-day)", flush=True)
-        # component breakdown at 64 paths
-        sim = model.simulator(panel, t, 64, np.random.default_rng(0))
-        for _ in range(10):
-            sim.step()
-        comp = {"noise": 0.0, "advance (features + network)": 0.0}
-        for _ in range(100):
-            t0 = time.perf_counter()
-            gz, ge = sim._noise()
-            t1 = time.perf_counter()
-            r = np.clip(sim._alpha + np.einsum("pnf,pf->pn", sim._beta, gz * sim._prior_scale) + sim._sigma * ge, -0.99, 1.0)
-            t2 = time.perf_counter()
-            sim._advance(r)
-            t3 = time.perf_counter()
-            comp["noise"] += (t1 - t0) * 10
-            comp["advance (features + network)"] += (t3 - t2) * 10
-        res["runs"][f"threads={threads} breakdown ms (64 paths)"] = comp
+            best_wall, best_cpu = np.inf, np.inf
+            for _ in range(3):  # best of 3: other jobs share the CPU
+                t0, c0 = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    sim.step()
+                best_wall = min(best_wall, (time.perf_counter() - t0) / n)
+                best_cpu = min(best_cpu, (time.process_time() - c0) / n)
+            res["runs"][f"threads={threads} paths={P}"] = {"wall_ms_per_day": best_wall * 1e3, "cpu_ms_per_day": best_cpu * 1e3}
+            print(
+                f"threads={threads} paths={P:4d}: wall {best_wall * 1e3:7.3f} ms/day, cpu {best_cpu * 1e3:7.3f} ms/day "
+                f"({best_cpu * 1e6 / P:6.1f} us cpu per path-day)",
+                flush=True,
+            )
+    model.config = base_cfg
+    # component breakdown at 64 paths (CPU ms per simulated day)
+    sim = model.simulator(panel, t, 64, np.random.default_rng(0))
+    for _ in range(10):
+        sim.step()
+    comp = {"noise (64 per-path numpy streams)": 0.0, "returns": 0.0, "features + inputs": 0.0, "network step + heads": 0.0}
+    n = 100
+    for _ in range(n):
+        c0 = time.process_time()
+        gz, ge = sim._noise()
+        c1 = time.process_time()
+        r = np.clip(sim._alpha + np.einsum("pnf,pf->pn", sim._beta, gz * sim._prior_scale) + sim._sigma * ge, -0.99, 1.0)
+        c2 = time.process_time()
+        sim._feats.push(r)
+        X, valid = sim._feats.features()  # noqa: N806
+        x = model.spec_.assemble(r, X, valid)
+        c3 = time.process_time()
+        with torch.inference_mode():
+            h = model.net_.step(torch.from_numpy(x).reshape(-1, x.shape[-1]), sim._state)
+            sim._params = model._heads(h.view(64, panel.N, -1))
+        sim._sync()
+        c4 = time.process_time()
+        for k, dt in zip(comp, (c1 - c0, c2 - c1, c3 - c2, c4 - c3), strict=True):
+            comp[k] += dt * 1e3 / n
+    res["breakdown_cpu_ms_64_paths"] = comp
+    print("breakdown (cpu ms per day, 64 paths):", {k: round(v, 3) for k, v in comp.items()}, flush=True)
     # initialisation cost (prefill over the receptive field)
     t0 = time.perf_counter()
     model.simulator(panel, t, 64, np.random.default_rng(0))

@@ -99,9 +99,10 @@ class SlidingWindowAttention(nn.Module):
         self.rel_bias = nn.Parameter(torch.zeros(n_heads, window))  # (n_heads, l)
 
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Split projections of ``x`` ``(..., H)`` into q ``(..., n_kv, g, dh)``, k, v ``(..., n_kv, dh)``."""
+        """Split projections of ``x`` ``(..., H)`` into q ``(..., n_kv, g, dh)`` (scaled by
+        ``1/sqrt(dh)``), k, v ``(..., n_kv, dh)``."""
         q, k, v = self.qkv(x).split([self.n_heads * self.dh, self.n_kv * self.dh, self.n_kv * self.dh], -1)
-        q = q.unflatten(-1, (self.n_kv, self.group, self.dh))
+        q = (q * (1.0 / math.sqrt(self.dh))).unflatten(-1, (self.n_kv, self.group, self.dh))  # pre-scaled
         return q, k.unflatten(-1, (self.n_kv, self.dh)), v.unflatten(-1, (self.n_kv, self.dh))
 
     def _band_bias(self, S: int, device: torch.device) -> Tensor:  # noqa: N803
@@ -120,7 +121,7 @@ class SlidingWindowAttention(nn.Module):
         qh = q.permute(0, 2, 3, 1, 4)  # (B, n_kv, g, S, dh)
         kh = k.permute(0, 2, 3, 1).unsqueeze(2)  # (B, n_kv, 1, dh, S)
         vh = v.permute(0, 2, 1, 3).unsqueeze(2)  # (B, n_kv, 1, S, dh)
-        scores = torch.matmul(qh, kh) / math.sqrt(self.dh)  # (B, n_kv, g, S, S)
+        scores = torch.matmul(qh, kh)  # (B, n_kv, g, S, S)
         att = torch.softmax(scores + self._band_bias(S, x.device), dim=-1)
         out = torch.matmul(att, vh)  # (B, n_kv, g, S, dh)
         out = out.permute(0, 3, 1, 2, 4).reshape(B, S, H)
@@ -145,7 +146,7 @@ class SlidingWindowAttention(nn.Module):
         q, k, v = self._qkv(x)  # (B, n_kv, g, dh), (B, n_kv, dh), (B, n_kv, dh)
         cache.kt[:, :, :, slot] = k
         cache.v[:, :, slot, :] = v
-        scores = torch.matmul(q, cache.kt) / math.sqrt(self.dh)  # (B, n_kv, g, l)
+        scores = torch.matmul(q, cache.kt)  # (B, n_kv, g, l)
         scores = scores + self.slot_bias(slot)  # (n_kv, g, l)
         att = torch.softmax(scores, dim=-1)
         out = torch.matmul(att, cache.v)  # (B, n_kv, g, dh)
