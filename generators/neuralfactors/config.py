@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
+from factorgym.errors import DataValidationError
 from factorgym.features import FeatureConfig
 
 __all__ = ["NeuralFactorsConfig"]
@@ -29,7 +30,10 @@ class NeuralFactorsConfig:
         ``l``. For attention, the sliding window (in days) of each causal attention layer;
         the last hidden state then depends on ``n_layers * (lookback - 1) + 1`` days (the
         receptive field). For the recurrent ablations, the number of days the recurrence
-        is run over before a prediction.
+        is run over (from a zero state) before a prediction; note that training runs it
+        over a whole block (``lookback`` to ``lookback + days_per_block - 1`` days) and
+        the simulator carries the state on indefinitely, so for LSTM/GRU the three see
+        slightly different state ages (attention has no such mismatch).
     features : FeatureConfig
         The shared point-in-time features ``X_{i,u}`` fed with each day's return. Exogenous
         series are not allowed: simulated paths feed their own returns back in and cannot
@@ -145,9 +149,12 @@ class NeuralFactorsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.features, dict):  # e.g. from JSON / CLI key=value parameters
+            object.__setattr__(self, "features", FeatureConfig.from_dict(self.features))
+
         def need(ok: bool, msg: str) -> None:
             if not ok:
-                raise ValueError(f"NeuralFactorsConfig: {msg}")
+                raise DataValidationError(f"NeuralFactorsConfig: {msg}")
 
         need(self.sequence_model in _SEQUENCE_MODELS, f"sequence_model must be one of {_SEQUENCE_MODELS}, got {self.sequence_model!r}")
         need(self.prior in _DISTRIBUTIONS, f"prior must be one of {_DISTRIBUTIONS}, got {self.prior!r}")
@@ -216,9 +223,7 @@ class NeuralFactorsConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown NeuralFactorsConfig fields: {', '.join(unknown)}")
-        if "features" in d and isinstance(d["features"], dict):
-            d["features"] = FeatureConfig.from_dict(d["features"])
+            raise DataValidationError(f"unknown NeuralFactorsConfig fields: {', '.join(unknown)}")
         return cls(**d)
 
     def replace(self, **changes: Any) -> NeuralFactorsConfig:

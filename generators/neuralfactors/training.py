@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from factorgym.artifacts import read_artifact, write_artifact
-from factorgym.errors import CheckpointError
+from factorgym.errors import CheckpointError, DataValidationError
 from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
 from factorgym.generators.neuralfactors.model import FactorParams, NeuralFactorsNet
 
@@ -395,7 +395,7 @@ def train(
         checkpoint stays valid and resumable).
     """
     if len(data.train_rows) < cfg.days_per_block:
-        raise ValueError(
+        raise DataValidationError(
             f"only {len(data.train_rows)} training days have enough history; need at least "
             f"days_per_block={cfg.days_per_block}"
         )
@@ -408,7 +408,7 @@ def train(
         run_ok[: len(rows) - C + 1] = rows[C - 1 :] - rows[: len(rows) - C + 1] == C - 1
     starts = rows[run_ok]
     if len(starts) == 0:
-        raise ValueError(f"no run of {C} consecutive eligible training days; lower days_per_block")
+        raise DataValidationError(f"no run of {C} consecutive eligible training days; lower days_per_block")
     F = cfg.n_factors  # noqa: N806
     val_eps = torch.from_numpy(
         np.random.default_rng([seed, 2**31]).standard_normal((cfg.val_k, len(data.val_rows), F))
