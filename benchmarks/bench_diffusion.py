@@ -103,7 +103,7 @@ def bench_speed(gen: DiffusionGenerator | None, repeats: int) -> dict[str, Any]:
         gen.assets_, gen.train_std_ = panel.assets, None
         gen.context_scaler_ = FeatureScaler().fit(np.zeros((2, 1, len(nc))), np.ones((2, 1), dtype=bool))
         gen.model_ = FactorDiT(cfg.dit(len(na) + len(nc))).eval()
-        gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight)
+        gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
     window = np.asarray(panel.returns[-gen.min_history - 1 : -1])
     out: dict[str, Any] = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "n_params": gen.model_.n_params}
     print(f"\n## speed: 500 scenarios x {panel.N} assets, {cfg.sampler} with {cfg.sample_steps} steps ({_load()})")

@@ -162,6 +162,8 @@ class DiffusionConfig:
         the high-noise steps. Under the simple loss those steps carry almost no weight, the
         high-noise ``x0`` predictions stay poor (too correlated, mean shrunk to 0) and the
         deterministic samplers carry that error to the samples.
+    weight_cap : float or None
+        Upper bound of the ``trunc_snr`` weights (None: no bound).
 
     Training
     --------
@@ -231,6 +233,7 @@ class DiffusionConfig:
     n_diffusion_steps: int = 1000
     skip: bool = True
     loss_weight: str = "trunc_snr"
+    weight_cap: float | None = None
     # training
     batch_days: int = 128
     max_steps: int = 3000

@@ -225,7 +225,7 @@ class DiffusionGenerator(ReturnGenerator):
         dit_cfg = cfg.dit(x.shape[-1])
         with _torch_threads(cfg.num_threads):
             model = FactorDiT(dit_cfg, generator=torch.Generator().manual_seed(seed))
-            diffusion = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight)
+            diffusion = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
             trainer = Trainer(
                 model, diffusion, cfg, train_set, val_set, seed=seed, out_dir=out_dir,
                 fingerprint=_fingerprint(panel, va1), progress=progress,
@@ -390,8 +390,14 @@ class DiffusionGenerator(ReturnGenerator):
         if w.ndim != 3:
             raise DataValidationError(f"sample_windows takes windows (D, W, N), got shape {w.shape}")
         x, present, scale = self._window_inputs(w)
-        noise = torch.cat([self._torch_noise(n, torch_generator(r)) for r in rng.spawn(w.shape[0])], dim=1)
-        return self._sample_returns(x, present, scale, noise)
+        streams = rng.spawn(w.shape[0])
+        out = np.empty((w.shape[0], n, len(self.assets_)))
+        per = max(1, self.config.sample_batch // max(n, 1))  # days per chunk: bounded noise memory
+        for d0 in range(0, w.shape[0], per):
+            d1 = min(d0 + per, w.shape[0])
+            noise = torch.cat([self._torch_noise(n, torch_generator(r)) for r in streams[d0:d1]], dim=1)
+            out[d0:d1] = self._sample_returns(x[d0:d1], present[d0:d1], scale[d0:d1], noise)
+        return out
 
     def simulator_window(
         self, window: np.ndarray, rngs: Sequence[np.random.Generator]
@@ -457,7 +463,7 @@ class DiffusionGenerator(ReturnGenerator):
         except Exception as exc:  # a damaged blob can raise nearly anything inside torch.load
             raise CheckpointError(f"{path} is corrupt or incompatible: {type(exc).__name__}: {exc}") from exc
         gen.model_ = model.eval().requires_grad_(False)
-        gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight)
+        gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
         return gen
 
 

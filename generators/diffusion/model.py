@@ -12,7 +12,9 @@ permuting the assets (their returns, factors and mask) permutes the output. Abse
 (``mask == False``) are removed from attention as keys, and their inputs are zeroed, so they
 cannot influence the present ones.
 
-Shapes: ``B`` batch (scenarios x days), ``N`` assets (tokens), ``K`` factors, ``D`` width.
+Shapes: ``B`` cross-sections (days), ``S`` scenarios per cross-section (they share the
+conditioning, so the modulations are computed once per token, not per scenario), ``N``
+assets (tokens), ``K`` factors, ``D`` width.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ __all__ = ["FactorDiT", "AdaLNZeroBlock", "FinalLayer", "TimestepEmbedder", "mod
 
 
 def modulate(h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Token-wise affine modulation ``h * (1 + scale) + shift`` (all ``(B, N, D)``)."""
+    """Token-wise affine modulation ``h * (1 + scale) + shift``.
+
+    ``h`` ``(B, S, N, D)``; ``shift`` and ``scale`` ``(B, 1, N, D)``: one per token, shared by
+    the ``S`` scenarios of a cross-section.
+    """
     return h * (1.0 + scale) + shift
 
 
