@@ -67,7 +67,9 @@ predictive distribution (:class:`~factorgym.agents.estimators.GeneratorSource`);
 Keys: ``label`` (display name), ``seed``; optimizers: ``window`` (days observed and used for
 estimation; default 252 for estimators, the generator's ``min_history`` for runs),
 ``gamma`` (mv/minvar risk aversion, default 100), ``alpha`` (cvar level, 0.95),
-``risk_aversion`` (cvar, 1.0), ``n_scenarios`` (runs, 500), ``mean`` / ``cov`` (override
+``risk_aversion`` (cvar, 1.0), ``n_scenarios`` (runs, 500), ``draws`` (runs: ``own``, or
+``shared`` to use the predictive's fixed draw, the same scenarios for every agent on the
+run; see :class:`~factorgym.agents.estimators.GeneratorSource`), ``mean`` / ``cov`` (override
 the estimator's), ``cost_aware`` (true), ``invested`` (fully invested: ``budget = (1, 1)``
 within the run's constraints; default true for minvar, false otherwise); sb3:
 ``deterministic`` (true), ``predictor=RUN`` (the generator behind a ``moments``
@@ -478,12 +480,25 @@ def _invested(constraints: Constraints) -> Constraints:
     return replace(constraints, budget=(1.0, 1.0))
 
 
-def _load_generator_run(path: str) -> tuple[ReturnGenerator, str, str | None]:
+#: a loaded generator run: (generator, run name, record, shared prediction cache)
+LoadedRun = tuple["ReturnGenerator", str, "dict[str, Any] | None", Any]
+
+
+def load_generator_run(path: str | os.PathLike[str], loaded: dict[str, LoadedRun] | None = None) -> LoadedRun:
+    """Load a generator run once per backtest: ``loaded`` (keyed by the resolved path)
+    shares the generator and one :class:`~factorgym.agents.estimators.PredictionCache`
+    between every agent and synthetic market that names the same run."""
+    from factorgym.agents.estimators import PredictionCache
     from factorgym.runs import load_run
 
+    key = str(Path(path).resolve())
+    if loaded is not None and key in loaded:
+        return loaded[key]
     gen, record, name = load_run(path)
-    spec = (record or {}).get("spec", {})
-    return gen, name, spec.get("val_end")
+    entry: LoadedRun = (gen, name, record, PredictionCache(gen))
+    if loaded is not None:
+        loaded[key] = entry
+    return entry
 
 
 def agent_from_spec(
@@ -492,6 +507,7 @@ def agent_from_spec(
     cost_model: CostModel | None = None,
     constraints: Constraints | None = None,
     risk_free: float = 0.0,
+    loaded: dict[str, LoadedRun] | None = None,
 ) -> tuple[BacktestAgent, list[str]]:
     """Build the agent a spec describes, solving against the run's costs and constraints.
 
@@ -503,6 +519,9 @@ def agent_from_spec(
         and enforces; buy-and-hold self-finances its purchase under these costs).
     risk_free : float
         Daily cash rate (as the environment books it).
+    loaded : dict, optional
+        Runs already loaded in this backtest (see :func:`load_generator_run`); agents on the
+        same run then share its generator and prediction cache.
 
     Returns
     -------
@@ -530,8 +549,11 @@ def agent_from_spec(
     trained_on = None
     training_end = None
     if sp.uses_run:
-        gen, run_name, training_end = _load_generator_run(sp.arg)
-        source: Any = GeneratorSource(gen, n_scenarios=_opt(sp, "n_scenarios", int, 500))
+        gen, run_name, record, cache = load_generator_run(sp.arg, loaded)
+        training_end = ((record or {}).get("spec") or {}).get("val_end")
+        source: Any = GeneratorSource(
+            gen, n_scenarios=_opt(sp, "n_scenarios", int, 500), draws=_opt(sp, "draws", str, "own"), cache=cache
+        )
         window = max(int(gen.min_history), _opt(sp, "window", int, 1))
         trained_on = f"generator:{run_name}"
         for k in ("mean", "cov"):
@@ -546,8 +568,9 @@ def agent_from_spec(
             raise DataValidationError(f"window of {sp.text!r} must be at least 2 days")
         source = HistoricalSource(window=None, mean=mean, covariance=cov)  # type: ignore[arg-type]
         source._validate()
-        if "n_scenarios" in sp.options:
-            raise DataValidationError(f"option n_scenarios of {sp.text!r} applies to generator runs only")
+        for k in ("n_scenarios", "draws"):
+            if k in sp.options:
+                raise DataValidationError(f"option {k} of {sp.text!r} applies to generator runs only")
     common = {"constraints": agent_cons, "cost_model": cm, "risk_free": risk_free, "cost_aware": _opt(sp, "cost_aware", bool, True), "seed": seed}
     policy: Agent
     if kind == "mv":
@@ -600,7 +623,7 @@ def _sb3_from_spec(sp: AgentSpec, seed: int | None) -> tuple[BacktestAgent, list
     predictor = None
     pred_path = sp.options.get("predictor") or meta.get("predictor_run")
     if pred_path:
-        predictor, _, _ = _load_generator_run(str(pred_path))
+        predictor = load_generator_run(str(pred_path))[0]
     trained_on = meta.get("trained_on")
     if trained_on is None and isinstance(meta.get("generator"), str):
         trained_on = f"generator:{Path(meta['generator']).name}"
@@ -1580,6 +1603,7 @@ def backtest(
         for a in runs_agents:
             bar.describe(f"{a.name} | real")
             market = HistoricalMarket(real_panel, start=start, horizon=None, random_start=False, predictor=a.predictor)
+            _prefetch_real_path(a, real_panel, start, end)
             real[a.name] = run_agent(a, market, [cfg.seed], record_weights=True, on_step=bar.advance, **acct)
         for g, gen in gens.items() if seeds else ():
             gmarket = GenerativeMarket(gen, context, start=start, horizon=horizon, random_start=False)
@@ -1625,6 +1649,21 @@ def backtest(
         gap=gap_df,
         notes=all_notes,
     )
+
+
+def _prefetch_real_path(a: BacktestAgent, real_panel: ReturnPanel, start: int, end: int, chunk: int = 128) -> None:
+    """Batch-predict every window the agent will observe on the real path (rows ``start ..
+    end - 1``, as :class:`HistoricalMarket` builds them: absent returns read as 0) into its
+    generator's prediction cache. Each window holds only days up to its own decision day,
+    so this changes the speed, not the information or the result."""
+    src = getattr(a.policy, "source", None)
+    if getattr(src, "cache", None) is None or not hasattr(src, "prefetch"):
+        return
+    R = np.ascontiguousarray(real_panel.filled(0.0))
+    W = int(a.window)
+    days = np.arange(max(start, W - 1), end)
+    for c0 in range(0, len(days), chunk):
+        src.prefetch(np.stack([R[t - W + 1 : t + 1] for t in days[c0 : c0 + chunk]]))
 
 
 def _check_agent_accounting(a: BacktestAgent, cfg: BacktestConfig, notes: list[str]) -> None:
@@ -1828,7 +1867,7 @@ def backtest_cli(
     -------
     BacktestResult
     """
-    from factorgym.runs import load_run, load_source
+    from factorgym.runs import load_source
 
     panel = dataset if isinstance(dataset, ReturnPanel) else load_source(str(dataset))
     split = Split(train_end or Split.train_end, val_end or Split.val_end)
@@ -1841,14 +1880,15 @@ def backtest_cli(
     )
     notes: list[str] = []
     built: list[BacktestAgent] = []
+    loaded: dict[str, LoadedRun] = {}
     for spec in agents:
-        a, n = agent_from_spec(spec, cost_model=cm, constraints=cons, risk_free=rf_daily)
+        a, n = agent_from_spec(spec, cost_model=cm, constraints=cons, risk_free=rf_daily, loaded=loaded)
         built.append(a)
         notes.extend(n)
     gens: dict[str, ReturnGenerator] = {}
     start_row, _ = held_out_rows(panel, split, test_end)
     for g in generators:
-        gen, record, name = load_run(g)
+        gen, name, record, _ = load_generator_run(g, loaded)
         spec = (record or {}).get("spec", {})
         fitted_to = spec.get("val_end")
         if fitted_to is None:

@@ -454,6 +454,10 @@ class OptimizerAgent(Agent):
             self.last_decision_ = None
 
     # ------------------------------------------------------------------ acting
+    def _prefetch(self, returns: np.ndarray) -> None:
+        if isinstance(self.source, ReturnSource):
+            self.source.prefetch(returns)
+
     def act(self, returns: np.ndarray, weights: np.ndarray, env_index: int = 0) -> np.ndarray:
         """Target risky weights ``(N,)``; see :meth:`optimize`."""
         w = np.asarray(weights, dtype=np.float64)

@@ -132,8 +132,14 @@ class Agent(BaseEstimator, ABC):
             ``state`` unchanged.
         """
         returns, weights, batched = parse_observation(observation)
+        if returns.shape[0] > 1:
+            self._prefetch(returns)
         actions = np.stack([self.act(returns[i], weights[i], env_index=i) for i in range(returns.shape[0])])
         return (actions if batched else actions[0]), state
+
+    def _prefetch(self, returns: np.ndarray) -> None:
+        """Hook called with the whole batch ``(n_envs, W, N)`` before :meth:`act` runs per
+        environment (optimizers batch their generator's predictions here)."""
 
     @abstractmethod
     def act(self, returns: np.ndarray, weights: np.ndarray, env_index: int = 0) -> np.ndarray:

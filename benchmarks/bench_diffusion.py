@@ -197,7 +197,9 @@ def _info(gen: DiffusionGenerator) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- sp500
-def bench_sp500(cfg: DiffusionConfig, quick: bool, progress: bool, out_dir: Path | None) -> dict[str, Any]:
+def bench_sp500(
+    cfg: DiffusionConfig, quick: bool, progress: bool, out_dir: Path | None, nf_run: Path | None = None
+) -> dict[str, Any]:
     panel = load_dataset("sp500")
     split = Split()
     b = split.bounds(panel.dates)
@@ -234,6 +236,13 @@ def bench_sp500(cfg: DiffusionConfig, quick: bool, progress: bool, out_dir: Path
             fcs[name] = np.stack([p.sample(M, sub) for p in preds])
     except Exception as exc:  # noqa: BLE001 - a reference that fails is reported, not fatal
         print(f"  (official baselines unavailable: {type(exc).__name__}: {exc})")
+    if nf_run is not None:  # NeuralFactors on the same days and scenario count (where diffusion loses)
+        from factorgym.runs import load_run
+
+        nf, _, _ = load_run(nf_run)
+        preds = nf.predict_windows(_windows(R, days, nf.min_history))
+        sub = np.random.default_rng(4)
+        fcs["neuralfactors"] = np.stack([p.sample(M, sub) for p in preds])
     es = {k: sr.es_ensemble(obs, f, backend="numpy", estimator="fair") for k, f in fcs.items()}
     crps = {
         k: sr.crps_ensemble(obs, f, m_axis=-2, backend="numpy", estimator="fair").mean(axis=-1)
@@ -253,10 +262,18 @@ def bench_sp500(cfg: DiffusionConfig, quick: bool, progress: bool, out_dir: Path
             + " |"
         )
     # calibration of the marginals: coverage of central 90% intervals
-    lo, hi = np.quantile(fc_model, 0.05, axis=1), np.quantile(fc_model, 0.95, axis=1)
-    cov90 = float(np.mean((obs >= lo) & (obs <= hi)))
-    res["coverage_90"] = cov90
-    print(f"  diffusion: central 90% marginal intervals cover {cov90:.3f} of test returns")
+    for k in [k for k in ("diffusion", "neuralfactors") if k in fcs]:
+        lo, hi = np.quantile(fcs[k], 0.05, axis=1), np.quantile(fcs[k], 0.95, axis=1)
+        cov90 = float(np.mean((obs >= lo) & (obs <= hi)))
+        res[f"coverage_90_{k}"] = cov90
+        print(f"  {k}: central 90% marginal intervals cover {cov90:.3f} of test returns")
+    # where each wins: energy-score difference by calendar year (negative: diffusion better)
+    if "neuralfactors" in fcs:
+        years = panel.dates[days + 1].year
+        d = es["diffusion"] - es["neuralfactors"]
+        res["es_diff_vs_nf_by_year"] = {int(y): float(d[years == y].mean()) for y in np.unique(years)}
+        print("  ES(diffusion) - ES(neuralfactors) by year (x1e2): " + ", ".join(
+            f"{y}: {1e2 * v:+.3f}" for y, v in res["es_diff_vs_nf_by_year"].items()))
     return res
 
 
@@ -268,6 +285,7 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_diffusion", help="resumable train state (sp500)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--nf-run", type=Path, default=None, help="a NeuralFactors run/artifact to score beside it (sp500)")
     args = ap.parse_args()
     cfg = DiffusionConfig(num_threads=args.threads)
     if args.quick:
@@ -279,7 +297,7 @@ def main() -> None:
     print(f"config: {json.dumps(cfg.to_dict(), default=str)}")
     results: dict[str, Any] = {}
     if "sp500" in args.parts:
-        results["sp500"] = bench_sp500(cfg, args.quick, not args.no_progress, None if args.quick else args.out_dir)
+        results["sp500"] = bench_sp500(cfg, args.quick, not args.no_progress, None if args.quick else args.out_dir, args.nf_run)
     if "synthetic" in args.parts:
         results["synthetic"] = bench_synthetic(cfg, args.quick, not args.no_progress)
     if "speed" in args.parts:

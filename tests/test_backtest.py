@@ -438,3 +438,22 @@ def test_backtest_cli_writes_tables_series_json_and_report(lw_run: Any, tmp_path
     assert len(imgs) >= 4
     assert base64.b64decode(imgs[0])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "terminal wealth is not comparable" in " ".join(res.notes)
+
+
+def test_shared_prediction_cache_answers_the_real_path_and_changes_nothing(lw_run: Any) -> None:
+    specs = [f"mv:{lw_run},gamma=20", f"cvar:{lw_run},n_scenarios=50,risk_aversion=0.05"]
+    loaded: dict[str, Any] = {}
+    shared = [agent_from_spec(s, cost_model=COSTS, constraints=CONS, loaded=loaded)[0] for s in specs]
+    assert len(loaded) == 1
+    cache = shared[0].policy.source.cache
+    assert cache is shared[1].policy.source.cache and cache.generator is shared[1].policy.source.generator
+    res = backtest(shared, PANEL, None, _config(n_paths=0))
+    # every real-path window was predicted in the batched prefetch: no lookup missed
+    assert cache.misses == 0 and cache.hits == 2 * N_TEST and len(cache) == N_TEST
+    alone = [agent_from_spec(s, cost_model=COSTS, constraints=CONS)[0] for s in specs]
+    for a in alone:
+        a.policy.source.cache = None
+    ref = backtest(alone, PANEL, None, _config(n_paths=0))
+    for a in specs:
+        name = shared[specs.index(a)].name
+        np.testing.assert_array_equal(res.real[name].net_return, ref.real[name].net_return)

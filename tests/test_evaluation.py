@@ -352,3 +352,19 @@ def test_bad_arguments_raise_clear_errors(data: tuple[ReturnPanel, np.ndarray, n
         _evaluate(other, panel, split)
     with pytest.raises(DataValidationError, match="not fitted"):
         _evaluate(GaussianTestGenerator(), panel, split)
+
+
+def test_day_stride_scores_every_kth_day_with_the_same_values(data: tuple[ReturnPanel, np.ndarray, np.ndarray]) -> None:
+    panel, _, _ = data
+    split = _split(panel)
+    gen = GaussianTestGenerator().fit(panel, split)
+    full = _evaluate(gen, panel, split)
+    sub = _evaluate(gen, panel, split, day_stride=7)
+    assert list(sub.dates) == list(full.dates[::7])
+    assert sub.scalars["n_days"] == len(full.dates[::7]) and "every 7th day" in sub.notes["days"]
+    # closed-form quantities of a day do not depend on which other days are evaluated
+    for col in ("nll_joint", "nll_ind"):
+        np.testing.assert_allclose(sub.per_day[col].to_numpy(), full.per_day[col].to_numpy()[::7], rtol=1e-12)
+    np.testing.assert_allclose(sub.pit, full.pit[::7], rtol=1e-12)
+    with pytest.raises(DataValidationError, match="day_stride"):
+        _evaluate(gen, panel, split, day_stride=0)

@@ -21,6 +21,7 @@ from factorgym.agents.cvar_solver import ClarabelMVSolver, CVaRProblem, HighsCVa
 from factorgym.agents.estimators import (
     GeneratorSource,
     HistoricalSource,
+    PredictionCache,
     StaticSource,
     james_stein_mean,
     ledoit_wolf_covariance,
@@ -556,3 +557,73 @@ def test_agent_protocol_and_estimator_api() -> None:
         agent.predict(np.zeros((20, 4)))
     with pytest.raises(DataValidationError, match="disagree"):
         agent.predict({"returns": np.zeros((20, 4)), "weights": np.zeros(4)})
+
+
+class _CountingGenerator(_ToyGenerator):
+    """_ToyGenerator that counts its calls and batches ``predict_windows``."""
+
+    def __init__(self, closed_form: bool) -> None:
+        super().__init__(closed_form)
+        self.single_calls = 0
+        self.batch_sizes: list[int] = []
+
+    def predict_window(self, window: np.ndarray) -> Predictive:
+        self.single_calls += 1
+        return super().predict_window(window)
+
+    def predict_windows(self, windows: np.ndarray) -> list[Predictive]:
+        self.batch_sizes.append(len(windows))
+        return [_ToyGenerator.predict_window(self, w) for w in windows]
+
+
+@pytest.mark.parametrize("closed_form", [True, False])
+def test_prediction_cache_shares_and_batches_without_changing_actions(closed_form: bool) -> None:
+    obs = [_obs(s) for s in range(3)]
+    batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+    plain = _ToyGenerator(closed_form)
+    expected = [
+        MeanCVaR(GeneratorSource(plain, 100), seed=3, constraints=FULL).predict(batch)[0],
+        MeanVariance(GeneratorSource(plain, 100), 50.0, seed=3, constraints=FULL).predict(batch)[0],
+    ]
+    gen = _CountingGenerator(closed_form)
+    cache = PredictionCache(gen)
+    got = [
+        MeanCVaR(GeneratorSource(gen, 100, cache=cache), seed=3, constraints=FULL).predict(batch)[0],
+        MeanVariance(GeneratorSource(gen, 100, cache=cache), 50.0, seed=3, constraints=FULL).predict(batch)[0],
+    ]
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(e, g)  # same draws, same weights: the cache only saves work
+    # one batched call for the three windows; the second agent is answered from the cache
+    assert gen.batch_sizes == [3] and gen.single_calls == 0
+    assert (cache.misses, cache.hits, len(cache)) == (0, 6, 3)
+    # a window that differs in one bit is a new entry; the LRU bound holds
+    x = obs[0]["returns"].copy()
+    x[-1, 0] = np.nextafter(x[-1, 0], 1.0)
+    small = PredictionCache(gen, maxsize=2)
+    small.get(obs[0]["returns"])
+    small.get(x)
+    small.get(obs[1]["returns"])
+    assert (small.misses, len(small)) == (3, 2)
+    small.get(obs[0]["returns"])  # evicted: predicted again
+    assert small.misses == 4
+    with pytest.raises(DataValidationError, match="another generator"):
+        GeneratorSource(_ToyGenerator(closed_form), cache=cache).estimate(x, np.random.default_rng(0))
+
+
+def test_shared_draws_are_the_predictives_fixed_draw_for_every_agent() -> None:
+    gen = _CountingGenerator(False)  # SamplePredictive: a fixed 4-asset draw behind its moments
+    cache = PredictionCache(gen)
+    x = _obs()["returns"]
+    a = GeneratorSource(gen, 100, draws="shared", cache=cache).estimate(x, None, scenarios=True)
+    b = GeneratorSource(gen, 100, draws="shared", cache=cache).estimate(x, np.random.default_rng(5), scenarios=True)
+    fixed = cache.get(x).samples
+    np.testing.assert_array_equal(a.scenarios, fixed[:100])
+    np.testing.assert_array_equal(b.scenarios, a.scenarios)  # the agent's stream plays no part
+    own = GeneratorSource(gen, 100, cache=cache).estimate(x, np.random.default_rng(5), scenarios=True)
+    assert not np.array_equal(own.scenarios, a.scenarios)
+    with pytest.raises(DataValidationError, match="fixed draw has 2000 rows"):
+        GeneratorSource(gen, 5000, draws="shared").estimate(x, None, scenarios=True)
+    with pytest.raises(DataValidationError, match="has none"):
+        GeneratorSource(_ToyGenerator(True), 50, draws="shared").estimate(x, None, scenarios=True)
+    with pytest.raises(DataValidationError, match="needs the agent's"):
+        GeneratorSource(gen, 50).estimate(x, None, scenarios=True)

@@ -352,23 +352,24 @@ class DiffusionGenerator(ReturnGenerator):
         w = np.asarray(window, dtype=np.float64)
         if w.ndim != 2:
             raise DataValidationError(f"predict_window takes one window (W, N), got shape {w.shape}")
-        return self._predictives(w[None], eager=False)[0]
+        return self._predictives(w[None])[0]
 
     def predict_windows(self, windows: np.ndarray) -> list[DiffusionPredictive]:
-        """:meth:`predict_window` for ``(D, W, N)``; the moment draws of all days are computed
-        in one batched pass (the same draws the one-day call would make)."""
+        """:meth:`predict_window` for ``(D, W, N)``: the factors of all days in one pass.
+
+        The moment draws are made lazily, day by day, when a moment, CDF or quantile is
+        first asked for (the same draws either way): a caller that only samples (an
+        optimizer agent drawing its own scenarios) pays for no moment draws, and one day's
+        ``n_moment_samples`` scenarios already fill the sampler's batch.
+        """
         w = np.asarray(windows, dtype=np.float64)
         if w.ndim != 3:
             raise DataValidationError(f"predict_windows takes windows (D, W, N), got shape {w.shape}")
-        return self._predictives(w, eager=True)
+        return self._predictives(w)
 
-    def _predictives(self, windows: np.ndarray, eager: bool) -> list[DiffusionPredictive]:
+    def _predictives(self, windows: np.ndarray) -> list[DiffusionPredictive]:
         x, present, scale = self._window_inputs(windows)
         m = self.config.n_moment_samples
-        pre: np.ndarray | None = None
-        if eager:
-            g = torch_generator(np.random.default_rng(MOMENT_SEED))
-            pre = self._sample_returns(x, present, scale, self._torch_noise(m, g))
         out = []
         for d in range(windows.shape[0]):
             xd, pd_, sd = x[d : d + 1], present[d : d + 1], scale[d : d + 1]
@@ -377,7 +378,7 @@ class DiffusionGenerator(ReturnGenerator):
                 noise = self._torch_noise(n, torch_generator(rng))
                 return self._sample_returns(xd, pd_, sd, noise)[0]
 
-            out.append(DiffusionPredictive(sampler, present[d].copy(), m, None if pre is None else pre[d]))
+            out.append(DiffusionPredictive(sampler, present[d].copy(), m))
         return out
 
     def sample_windows(self, windows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -285,6 +285,7 @@ def evaluate_generator(
     whitening: Literal["symmetric", "cholesky"] = "symmetric",
     max_lag: int = 10,
     nll_scale: Literal["pooled", "per_asset"] = "pooled",
+    day_stride: int = 1,
 ) -> GeneratorReport:
     """Evaluate ``generator``'s one-day-ahead predictions on ``split``'s ``part`` of ``panel``.
 
@@ -324,6 +325,11 @@ def evaluate_generator(
         See :func:`factorgym.metrics.whiten`.
     max_lag : int
         Largest lag of the stylized-fact ACFs.
+    day_stride : int
+        Evaluate every ``day_stride``-th day of the part only (1: every day). For generators
+        whose predictions are expensive (a diffusion model samples every day); the days kept
+        still span the whole part, the report's ``n_days`` and notes say how many, and the
+        VaR independence test then tests independence of hits ``day_stride`` days apart.
 
     Returns
     -------
@@ -337,6 +343,8 @@ def evaluate_generator(
     """
     if n_samples < 2:
         raise DataValidationError(f"n_samples must be at least 2, got {n_samples}")
+    if int(day_stride) != day_stride or day_stride < 1:
+        raise DataValidationError(f"day_stride must be a positive integer, got {day_stride!r}")
     if batch_size < 1 or energy_samples < 2 or sim_paths < 0 or sim_horizon < 1:
         raise DataValidationError("batch_size >= 1, energy_samples >= 2, sim_paths >= 0 and sim_horizon >= 1 are required")
     levels = tuple(M._check_level(v, "var level") for v in var_levels)
@@ -360,7 +368,7 @@ def evaluate_generator(
             f"no day of {part!r} has the {hist} days of history {type(generator).__name__} needs"
         )
     check_context(panel, first - 1, hist, tuple(assets))
-    days = np.arange(first, i1)
+    days = np.arange(first, i1)[:: int(day_stride)]
     n_days, n = len(days), panel.N
     label = name or getattr(generator, "kind", type(generator).__name__)
 
@@ -448,6 +456,8 @@ def evaluate_generator(
     closed_form, has_lp = flags.pop()
     notes: dict[str, str] = {}
     scalars: dict[str, float] = {"n_days": float(n_days)}
+    if day_stride > 1:
+        notes["days"] = f"every {int(day_stride)}th day of {part!r} ({n_days} days), not every day"
 
     # ------------------------------------------------------------------ NLL
     if not has_lp:
