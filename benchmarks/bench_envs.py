@@ -9,12 +9,17 @@ Measures, on the embedded sp500 panel (20 stocks, window 20, softmax actions, lo
 * a per-step breakdown at 64 paths: generator sampling vs the env's own work (action map,
   accounting, reward, observation, infos);
 * optionally (``--neuralfactors``) NeuralFactors built with its default architecture and
-  trained for only 2 steps (untrained weights: the speed does not depend on training).
+  trained for only 2 steps (untrained weights: the speed does not depend on training);
+* ``--parts nf``: only the market driven by a *trained* NeuralFactors artifact
+  (``--nf-model``, default ``benchmarks/out/neuralfactors/nf_sp500.zip``): the simulator's
+  ``PathSimulator.step`` and the full ``VecPortfolioEnv`` step at 64 paths, wall clock and
+  process CPU time (median of ``--repeats`` blocks), with the load average.
 
 Run::
 
     python benchmarks/bench_envs.py                  # ~1 minute
     python benchmarks/bench_envs.py --neuralfactors  # + ~2 minutes (fit of 2 steps, 315-day windows)
+    python benchmarks/bench_envs.py --parts nf --repeats 7   # trained NeuralFactors market only
 
 Figures are best-of-``--repeats`` wall-clock rates; on a shared machine they are noisy.
 """
@@ -125,11 +130,71 @@ def breakdown(market, generator, n_envs: int, repeats: int) -> dict[str, float]:
     return {k: v * 1e6 for k, v in out.items()}
 
 
+def _median_times(fn: Callable[[], object], n_calls: int, repeats: int) -> tuple[float, float]:
+    """Median over ``repeats`` blocks of ``n_calls`` calls: seconds per call ``(wall, CPU)``."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(n_calls):
+            fn()
+        wall.append((time.perf_counter() - t) / n_calls)
+        cpu.append((time.process_time() - c) / n_calls)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def bench_nf_trained(model_path: Path, n_envs: int, repeats: int) -> None:
+    """A trained NeuralFactors market: simulator step and full vec step, wall and CPU, medians."""
+    import os
+
+    import torch
+
+    from factorgym import Split, load_dataset
+    from factorgym.envs import GenerativeMarket
+    from factorgym.envs.vec_env import VecPortfolioEnv
+    from factorgym.generators.base import load_generator
+
+    gen = load_generator(model_path)
+    panel = load_dataset("sp500")
+    test = Split().part(panel, "test")
+    market = GenerativeMarket(gen, test, horizon=252)
+    print(f"NeuralFactors artifact {model_path} (min_history {gen.min_history}), torch {torch.__version__}, "
+          f"torch threads {torch.get_num_threads()} (simulator: {getattr(gen.config, 'inference_threads', None)})")
+    window = np.asarray(test.returns[-gen.min_history :])
+    sim = gen.simulator_window(np.broadcast_to(window, (n_envs, *window.shape)).copy(), np.random.default_rng(0).spawn(n_envs))
+    for _ in range(10):
+        sim.step()
+    load0 = os.getloadavg()
+    s_wall, s_cpu = _median_times(sim.step, 40, repeats)
+    vec = VecPortfolioEnv(market, n_envs, seed=0, window=20)
+    vec.reset()
+    actions = np.random.default_rng(0).uniform(-1, 1, (64, n_envs, vec.action_space.shape[0])).astype(np.float32)
+    i = iter(range(10**12))
+
+    def step() -> None:
+        vec.step(actions[next(i) % 64])
+
+    for _ in range(10):
+        step()
+    v_wall, v_cpu = _median_times(step, 40, repeats)
+    load1 = os.getloadavg()
+    print(f"\nTrained NeuralFactors market, {n_envs} paths (median of {repeats} blocks of 40 steps; "
+          f"load average {load0[0]:.2f} -> {load1[0]:.2f}):\n")
+    print("| quantity | wall clock | CPU time |\n| --- | ---: | ---: |")
+    print(f"| `PathSimulator.step` (ms per day, all paths) | {s_wall * 1e3:.2f} | {s_cpu * 1e3:.2f} |")
+    print(f"| full `VecPortfolioEnv.step` (ms) | {v_wall * 1e3:.2f} | {v_cpu * 1e3:.2f} |")
+    print(f"| env-steps/s | {n_envs / v_wall:,.0f} | {n_envs / v_cpu:,.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--neuralfactors", action="store_true", help="also time NeuralFactors (tiny 2-step fit)")
+    ap.add_argument("--parts", choices=("all", "nf"), default="all", help="nf: only the trained NeuralFactors market")
+    ap.add_argument("--nf-model", type=Path, default=ROOT / "benchmarks" / "out" / "neuralfactors" / "nf_sp500.zip")
     args = ap.parse_args()
+    if args.parts == "nf":
+        bench_nf_trained(args.nf_model, 64, args.repeats)
+        return
     from helpers_env import fitted_generator
 
     from factorgym import Split, load_dataset

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as fn
 from scipy import special
 
 from factorgym.artifacts import read_artifact, write_artifact
@@ -37,7 +38,13 @@ from factorgym.generators.neuralfactors.inputs import (
     batched_features,
     train_scale,
 )
-from factorgym.generators.neuralfactors.model import FactorParams, NeuralFactorsNet, StreamState
+from factorgym.generators.neuralfactors.model import (
+    NU_MIN,
+    SIGMA_FLOOR,
+    FactorParams,
+    NeuralFactorsNet,
+    StreamState,
+)
 from factorgym.generators.neuralfactors.training import (
     TrainData,
     TrainResult,
@@ -369,18 +376,31 @@ class NeuralFactorsSimulator(PathSimulator):
                     feats = IncrementalFeatures(np.broadcast_to(w3, (P, *w3.shape[1:])), cfg.features)
             self._state: StreamState = state
             self._feats = feats
-            self._params = model._heads(h)  # (P, N, ...) scaled units
+            # heads' static part (asset/sector embeddings) folded into a per-row bias once
+            w_h, bias = model.net_.head_weights(model._asset_ids, model._sector_ids)  # (H, H), (N, H)
+            self._w_h, self._head_bias = w_h, bias.repeat(P, 1)  # (P*N, H)
+            self._floors = torch.tensor([SIGMA_FLOOR, NU_MIN])
+            self._set_params(model.net_.heads_raw(h.reshape(P * self._N, -1), self._w_h, self._head_bias))
         self._prior_scale, self._prior_dof = model.prior_np()
-        self._sync()
 
-    def _sync(self) -> None:
-        """Numpy copies of the current parameters in return units."""
+    def _convert(self, o: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``alpha, beta, sigma, nu`` ``(k, N, ...)`` in return units from raw head outputs ``o`` ``(k*N, 3 + F)``.
+
+        The output transforms of :meth:`NeuralFactorsNet.heads` (softplus + floors, in
+        float32), then one conversion to float64 and the return scales ``s_i``.
+        """
+        cfg, N = self._m.config, self._N  # noqa: N806
         s = self._m.spec_.scale
-        p = self._params
-        self._alpha = p.alpha.double().numpy() * s
-        self._beta = p.beta.double().numpy() * s[:, None]
-        self._sigma = p.sigma.double().numpy() * s
-        self._nu = p.nu.double().numpy()
+        sp = (fn.softplus(o[:, 1:3]) + self._floors).numpy()  # (k*N, 2): sigma~, nu (float32)
+        on = o.numpy()
+        k = on.shape[0] // N
+        alpha = on[:, 0].reshape(k, N) * s if cfg.learn_alpha else np.zeros((k, N))
+        nu = np.full((k, N), np.inf) if cfg.decoder == "gaussian" else sp[:, 1].reshape(k, N).astype(np.float64)
+        return alpha, on[:, 3:].reshape(k, N, -1) * s[:, None], sp[:, 0].reshape(k, N) * s, nu
+
+    def _set_params(self, o: torch.Tensor) -> None:
+        """Current parameters of every path from the raw head outputs ``o`` ``(P*N, 3 + F)``."""
+        self._alpha, self._beta, self._sigma, self._nu = self._convert(o)
 
     @property
     def n_paths(self) -> int:
@@ -450,8 +470,7 @@ class NeuralFactorsSimulator(PathSimulator):
             x = m.spec_.assemble(r, None, None)
         with torch_threads(self._threads), torch.inference_mode():
             h = m.net_.step(torch.from_numpy(x).reshape(-1, x.shape[-1]), self._state)  # (P*N, H)
-            self._params = m._heads(h.view(self.n_paths, self._N, -1))
-        self._sync()
+            self._set_params(m.net_.heads_raw(h, self._w_h, self._head_bias))
 
     def reset_paths(self, idx: np.ndarray, windows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
@@ -466,16 +485,13 @@ class NeuralFactorsSimulator(PathSimulator):
             h, state, _ = self._m._prefill(w)
             tok = torch.from_numpy((idx[:, None] * self._N + np.arange(self._N)).reshape(-1))
             self._state.assign(tok, state)
-            new = self._m._heads(h)  # (k, N, ...)
-            sel = torch.from_numpy(idx)
-            self._params = FactorParams(*(a.clone() for a in self._params))
-            for cur, fresh in zip(self._params, new, strict=True):
-                cur[sel] = fresh
+            fresh = self._m.net_.heads_raw(h.reshape(len(idx) * self._N, -1), self._w_h, self._head_bias[tok])
+        for cur, new in zip((self._alpha, self._beta, self._sigma, self._nu), self._convert(fresh), strict=True):
+            cur[idx] = new
         if self._feats is not None:
             self._feats.reset(idx, w)
         for j, p in enumerate(idx):
             self._rngs[p] = rngs[j]
-        self._sync()
 
 
 # ---------------------------------------------------------------------- generator

@@ -140,17 +140,36 @@ class SlidingWindowAttention(nn.Module):
         lag = (slot - torch.arange(self.window)) % self.window  # (l,) lag of each slot
         return self.rel_bias[:, lag].view(self.n_kv, self.group, self.window)
 
-    def step(self, x: Tensor, cache: KVCache, slot: int) -> Tensor:
-        """One new position per sequence. ``x`` ``(B, H)`` -> ``(B, H)``; writes ``slot`` of ``cache``."""
-        B, H = x.shape  # noqa: N806
-        q, k, v = self._qkv(x)  # (B, n_kv, g, dh), (B, n_kv, dh), (B, n_kv, dh)
-        cache.kt[:, :, :, slot] = k
-        cache.v[:, :, slot, :] = v
-        scores = torch.matmul(q, cache.kt)  # (B, n_kv, g, l)
-        scores = scores + self.slot_bias(slot)  # (n_kv, g, l)
-        att = torch.softmax(scores, dim=-1)
-        out = torch.matmul(att, cache.v)  # (B, n_kv, g, dh)
-        return self.proj(out.reshape(B, H))
+    def slot_bias_table(self) -> Tensor:
+        """:meth:`slot_bias` of every slot, stacked: ``(l, n_kv, g, l)`` (a copy, for streaming)."""
+        return torch.stack([self.slot_bias(s) for s in range(self.window)]).contiguous()
+
+    def step(self, x: Tensor, cache: KVCache, slot: int, bias: Tensor | None = None) -> Tensor:
+        """One new position per sequence. ``x`` ``(B, H)`` -> ``(B, H)``; writes ``slot`` of ``cache``.
+
+        ``bias``: ``slot_bias(slot)`` ``(n_kv, g, l)`` if precomputed (see :meth:`slot_bias_table`).
+        Functional calls only (no module dispatch): this runs once per simulated day for
+        every path and asset, where per-op overhead dominates. With one key/value head (the
+        default) the scores are a single ``baddbmm`` with the bias and the query scale
+        ``1/sqrt(dh)`` fused in (the same numbers as pre-scaled queries when ``dh`` is a
+        power of 4, else within one rounding).
+        """
+        B = x.shape[0]  # noqa: N806
+        nq, nk, dh = self.n_heads * self.dh, self.n_kv * self.dh, self.dh
+        qkv = fn.linear(x, self.qkv.weight, self.qkv.bias)  # (B, (n_heads + 2 n_kv) dh)
+        cache.kt[:, :, :, slot] = qkv[:, nq : nq + nk].view(B, self.n_kv, dh)
+        cache.v[:, :, slot, :] = qkv[:, nq + nk :].view(B, self.n_kv, dh)
+        if bias is None:
+            bias = self.slot_bias(slot)
+        if self.n_kv == 1:
+            q = qkv[:, :nq].view(B, self.group, dh)  # strided view, no copy
+            scores = torch.baddbmm(bias[0], q, cache.kt[:, 0], alpha=1.0 / math.sqrt(dh))  # (B, g, l)
+            out = torch.bmm(torch.softmax(scores, dim=-1), cache.v[:, 0])  # (B, g, dh)
+        else:
+            q = (qkv[:, :nq] * (1.0 / math.sqrt(dh))).view(B, self.n_kv, self.group, dh)
+            att = torch.softmax(torch.matmul(q, cache.kt) + bias, dim=-1)  # (B, n_kv, g, l)
+            out = torch.matmul(att, cache.v)  # (B, n_kv, g, dh)
+        return fn.linear(out.reshape(B, nq), self.proj.weight, self.proj.bias)
 
 
 class AttentionBlock(nn.Module):
@@ -175,10 +194,14 @@ class AttentionBlock(nn.Module):
         x = x + dropout(a, self.p, gen)
         return x + self._mlp(x, gen), k, v
 
-    def step(self, x: Tensor, cache: KVCache, slot: int) -> Tensor:
-        """``x`` ``(B, H)`` -> ``(B, H)`` (inference)."""
-        x = x + self.attn.step(self.ln1(x), cache, slot)
-        return x + self._mlp(x, None)
+    def step(self, x: Tensor, cache: KVCache, slot: int, bias: Tensor | None = None) -> Tensor:
+        """``x`` ``(B, H)`` -> ``(B, H)`` (inference; functional calls, residuals added in place)."""
+        ln1, ln2 = self.ln1, self.ln2
+        a = self.attn.step(fn.layer_norm(x, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps), cache, slot, bias)
+        x = a.add_(x)  # x + attn(ln1(x)): `a` is a fresh tensor
+        y = fn.layer_norm(x, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+        m = fn.linear(fn.gelu(fn.linear(y, self.fc1.weight, self.fc1.bias)), self.fc2.weight, self.fc2.bias)
+        return m.add_(x)
 
 
 # ---------------------------------------------------------------------- recurrence
@@ -205,24 +228,28 @@ class StreamState:
     """Per-sequence state of the sequence model for streaming one day at a time.
 
     ``caches``: one :class:`KVCache` per attention layer (``slot`` is the slot of the
-    newest day), or ``states``: one recurrent state per recurrent layer.
+    newest day), or ``states``: one recurrent state per recurrent layer. ``bias``: per
+    attention layer, the relative bias of every slot (:meth:`SlidingWindowAttention.slot_bias_table`),
+    derived from the weights once at :meth:`NeuralFactorsNet.prefill` (like the caches, a
+    state is only valid for the weights it was built with).
     """
 
     caches: list[KVCache] | None = None
     slot: int = 0
     states: list[object] | None = None
+    bias: list[Tensor] | None = None
 
     def select(self, idx: Tensor) -> StreamState:
         """The state of sequences ``idx`` (a copy)."""
         if self.caches is not None:
-            return StreamState([KVCache(c.kt[idx].clone(), c.v[idx].clone()) for c in self.caches], self.slot)
+            return StreamState([KVCache(c.kt[idx].clone(), c.v[idx].clone()) for c in self.caches], self.slot, bias=self.bias)
         return StreamState(states=[_map_state(s, lambda t: t[:, idx].clone()) for s in self.states or []])
 
     def expand(self, n: int) -> StreamState:
         """Repeat a single-sequence-group state ``n`` times along the batch (copies)."""
         if self.caches is not None:
             return StreamState(
-                [KVCache(c.kt.repeat(n, 1, 1, 1), c.v.repeat(n, 1, 1, 1)) for c in self.caches], self.slot
+                [KVCache(c.kt.repeat(n, 1, 1, 1), c.v.repeat(n, 1, 1, 1)) for c in self.caches], self.slot, bias=self.bias
             )
         return StreamState(states=[_map_state(s, lambda t: t.repeat(1, n, 1)) for s in self.states or []])
 
@@ -375,7 +402,8 @@ class NeuralFactorsNet(nn.Module):
             for blk in self.blocks:
                 h, k, v = blk(h)
                 caches.append(blk.attn.make_cache(k, v))
-            return self.ln_f(h[:, -1]), StreamState(caches=caches, slot=self.cfg.lookback - 1)
+            bias = [blk.attn.slot_bias_table() for blk in self.blocks]
+            return self.ln_f(h[:, -1]), StreamState(caches=caches, slot=self.cfg.lookback - 1, bias=bias)
         states = []
         for blk in self.blocks:
             h, st = blk(h)
@@ -383,13 +411,21 @@ class NeuralFactorsNet(nn.Module):
         return self.ln_f(h[:, -1]), StreamState(states=states)
 
     def step(self, x: Tensor, state: StreamState) -> Tensor:
-        """Advance every sequence by one day. ``x`` ``(B, D)`` -> ``h2`` ``(B, H)``; updates ``state``."""
-        h = self.embed_inputs(x)  # (B, H)
+        """Advance every sequence by one day. ``x`` ``(B, D)`` -> ``h2`` ``(B, H)``; updates ``state``.
+
+        The same arithmetic as :meth:`encode` on the last ``receptive_field`` days (tested),
+        written with functional calls: at simulation sizes (a few thousand sequences of one
+        new token through a 64-wide network) per-op overhead matters.
+        """
+        h = fn.gelu(fn.linear(x, self.inp.weight, self.inp.bias))  # (B, H)
         if state.caches is not None:
-            state.slot = (state.slot + 1) % self.cfg.lookback
-            for blk, cache in zip(self.blocks, state.caches, strict=True):
-                h = blk.step(h, cache, state.slot)
-            return self.ln_f(h)
+            slot = state.slot = (state.slot + 1) % self.cfg.lookback
+            if state.bias is None:
+                state.bias = [blk.attn.slot_bias_table() for blk in self.blocks]
+            for blk, cache, bias in zip(self.blocks, state.caches, state.bias, strict=True):
+                h = blk.step(h, cache, slot, bias[slot])
+            ln = self.ln_f
+            return fn.layer_norm(h, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
         assert state.states is not None
         hs = h.unsqueeze(1)  # (B, 1, H)
         for j, blk in enumerate(self.blocks):
@@ -397,6 +433,31 @@ class NeuralFactorsNet(nn.Module):
         return self.ln_f(hs[:, 0])
 
     # ---------------------------------------------------------------- heads
+    def head_weights(self, asset_ids: Tensor, sector_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Inference form of the heads' first layer for assets ``ids`` ``(N,)``.
+
+        Returns the ``h2`` block of ``fc1``'s weight ``(H, H)`` (contiguous) and the per-asset
+        bias ``fc1.bias + W_e [sector emb || asset emb]`` ``(N, H)``, as :meth:`heads` computes
+        them on every call; :meth:`heads_raw` takes them precomputed (see
+        :class:`~factorgym.generators.neuralfactors.generator.NeuralFactorsSimulator`).
+        """
+        H = self.cfg.hidden  # noqa: N806
+        static = [t[ids] for t, ids in ((self.asset_emb, asset_ids), (self.sector_emb, sector_ids)) if t is not None]
+        bias = self.fc1.bias.expand(len(asset_ids), H)
+        if static:
+            bias = self.fc1.bias + fn.linear(torch.cat(static, dim=-1), self.fc1.weight[:, H:])  # (N, H)
+        return self.fc1.weight[:, :H].contiguous(), bias.contiguous()
+
+    def heads_raw(self, h2: Tensor, w_h: Tensor, bias: Tensor) -> Tensor:
+        """Raw head outputs ``[alpha~, sigma_raw, nu_raw, beta_1..F]`` ``(B, 3 + F)`` (inference).
+
+        ``h2`` ``(B, H)``; ``w_h``, ``bias`` from :meth:`head_weights`, the bias repeated to
+        ``(B, H)`` (rows in the order of ``h2``). The same arithmetic as :meth:`heads` without
+        dropout, before the output transforms (softplus, floors).
+        """
+        h = fn.gelu(torch.addmm(bias, h2, w_h.t()))
+        return fn.linear(fn.gelu(fn.linear(h, self.fc2.weight, self.fc2.bias)), self.out.weight, self.out.bias)
+
     def heads(
         self,
         h2: Tensor,
