@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_generators import GaussianTestGenerator
 from skfolio import RiskMeasure
 from skfolio.optimization import MeanRisk
 from skfolio.prior import SyntheticData
@@ -11,7 +12,6 @@ from skfolio.prior import SyntheticData
 from factorgym.data import Split, synthetic_factor_panel
 from factorgym.errors import DataValidationError
 from factorgym.generators.skfolio_adapter import GeneratorDistribution
-from tests.helpers_generators import GaussianTestGenerator
 
 
 @pytest.fixture(scope="module")

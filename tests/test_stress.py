@@ -74,7 +74,7 @@ def test_factor_shock_shift_moves_the_mean_by_the_stated_amount(panel) -> None:
 
 
 def test_factor_shock_filter_for_generators_without_latent_factors(panel) -> None:
-    from tests.helpers_generators import GaussianTestGenerator
+    from helpers_generators import GaussianTestGenerator
 
     gen = GaussianTestGenerator().fit(panel, Split.by_fraction(panel.dates))
     spec = StressSpec("factor_shock", run="unused", date=str(panel.dates[300].date()), n_scenarios=200, quantile=0.02, seed=0)
@@ -95,7 +95,7 @@ def test_vol_regime_scales_dispersion(panel) -> None:
 
 
 def test_crisis_paths_and_realised_comparison(panel) -> None:
-    from tests.helpers_generators import GaussianTestGenerator
+    from helpers_generators import GaussianTestGenerator
 
     gen = GaussianTestGenerator().fit(panel, Split.by_fraction(panel.dates))
     spec = StressSpec("crisis", run="u", date=str(panel.dates[200].date()), horizon=10, n_scenarios=300, seed=5)

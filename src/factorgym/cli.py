@@ -202,6 +202,7 @@ def evaluate_generators(
     n_samples: Annotated[int, typer.Option(help="Samples per day for sample-based metrics.")] = 1000,
     sim_paths: Annotated[int, typer.Option(help="Simulated one-year paths for stylized facts.")] = 100,
     nll_scale: Annotated[str, typer.Option(help="Return scale for NLL: pooled (one train std, as NeuralFactors) or per_asset.")] = "pooled",
+    day_stride: Annotated[int, typer.Option(help="Score every k-th day only (for slow samplers such as the diffusion model).")] = 1,
 ) -> None:
     """Score generators on held-out days: NLL, covariance, calibration, VaR, CRPS/energy, stylized facts."""
     import numpy as np
@@ -224,7 +225,7 @@ def evaluate_generators(
         reports.append(
             evaluate_generator(
                 gen, panels[source], split, split_part, rng=np.random.default_rng(seed), n_samples=n_samples,
-                sim_paths=sim_paths, name=name, nll_scale=nll_scale,  # type: ignore[arg-type]
+                sim_paths=sim_paths, name=name, nll_scale=nll_scale, day_stride=day_stride,  # type: ignore[arg-type]
             )
         )
     table = reports_table(reports)

@@ -393,6 +393,7 @@ def evaluate_generator(
     mu_k = np.empty((n_days, len(cov_idx)))
     cov_k = np.empty((n_days, len(cov_idx), len(cov_idx)))
     flags: set[tuple[bool, bool]] = set()
+    exact_moments = True  # mean/cov exact (e.g. NeuralFactors: closed-form moments, estimated density)
     has_marginal_lp = True
 
     with _progress(progress, n_days, f"evaluating {label} on {part}") as bar:
@@ -406,6 +407,7 @@ def evaluate_generator(
                 i = b0 + j
                 rng_d = day_rngs[i]
                 flags.add((bool(pred.has_closed_form), bool(pred.has_log_prob)))
+                exact_moments &= bool(getattr(pred, "has_exact_moments", pred.has_closed_form))
                 m = mask[d]
                 if not m.any():  # nothing trades (e.g. a holiday row): no realised value to score
                     continue
@@ -479,7 +481,7 @@ def evaluate_generator(
     scalars["nll_ind"] = float(np.nanmean(nll_ind)) if np.isfinite(nll_ind).any() else math.nan
 
     # ------------------------------------------------------------------ covariance
-    moments = "closed form" if closed_form else "estimated from the predictive's samples"
+    moments = "closed form" if closed_form or exact_moments else "estimated from the predictive's samples"
     whitened = np.empty((n_days, 0))
     scalars.update(cov_mse=math.nan, box_m=math.nan, box_m_pvalue=math.nan, box_m_divergence=math.nan, box_m_dof=math.nan)
     if len(cov_idx) < 1 or n_days - 1 < len(cov_idx):
