@@ -52,9 +52,14 @@ Agent specs (command line)
     equal_weight                    1/N, rebalanced daily
     buy_and_hold                    1/N bought once (cost self-financed), then held
     mv:ESTIMATOR | mv:RUN           cost-aware mean-variance (MeanVariance)
-    minvar:ESTIMATOR | minvar:RUN   cost-aware minimum variance, fully invested by default
+    minvar:ESTIMATOR | minvar:RUN   cost-aware minimum variance
     cvar:ESTIMATOR | cvar:RUN       cost-aware mean-CVaR (MeanCVaR) on scenarios
     sb3:PATH                        a saved RL agent (factorgym.agents.rl.load_agent)
+
+The optimizers are fully invested (``sum(w) = 1``, long-only within the run's constraints)
+unless ``invested=false``, like 1/N and like the diffusion paper's portfolios: with daily
+return scales a risk aversion such as the paper's gamma = 100 otherwise keeps almost all
+wealth in cash, and the comparison with 1/N would be about leverage, not about the view.
 
 ``ESTIMATOR`` is ``sample`` (sample mean and covariance), ``ledoit_wolf`` (sample mean,
 Ledoit-Wolf covariance) or ``james_stein`` (James-Stein mean, Ledoit-Wolf covariance); for
@@ -71,7 +76,7 @@ estimation; default 252 for estimators, the generator's ``min_history`` for runs
 ``shared`` to use the predictive's fixed draw, the same scenarios for every agent on the
 run; see :class:`~factorgym.agents.estimators.GeneratorSource`), ``mean`` / ``cov`` (override
 the estimator's), ``cost_aware`` (true), ``invested`` (fully invested: ``budget = (1, 1)``
-within the run's constraints; default true for minvar, false otherwise); sb3:
+within the run's constraints; default true; ``false`` lets the agent hold cash); sb3:
 ``deterministic`` (true), ``predictor=RUN`` (the generator behind a ``moments``
 observation on the real path). Examples::
 
@@ -369,9 +374,9 @@ _ESTIMATORS: dict[str, tuple[str, str]] = {
 _KEYS: dict[str, frozenset[str]] = {
     "equal_weight": frozenset({"label", "seed"}),
     "buy_and_hold": frozenset({"label", "seed"}),
-    "mv": frozenset({"label", "seed", "window", "gamma", "mean", "cov", "cost_aware", "invested", "n_scenarios"}),
-    "minvar": frozenset({"label", "seed", "window", "gamma", "cov", "cost_aware", "invested", "n_scenarios"}),
-    "cvar": frozenset({"label", "seed", "window", "alpha", "risk_aversion", "mean", "cost_aware", "invested", "n_scenarios"}),
+    "mv": frozenset({"label", "seed", "window", "gamma", "mean", "cov", "cost_aware", "invested", "n_scenarios", "draws"}),
+    "minvar": frozenset({"label", "seed", "window", "gamma", "cov", "cost_aware", "invested", "n_scenarios", "draws"}),
+    "cvar": frozenset({"label", "seed", "window", "alpha", "risk_aversion", "mean", "cost_aware", "invested", "n_scenarios", "draws"}),
     "sb3": frozenset({"label", "seed", "deterministic", "predictor"}),
 }
 
@@ -544,7 +549,7 @@ def agent_from_spec(
         return _sb3_from_spec(sp, seed)
     assert sp.arg is not None
     kind = sp.kind
-    invested = _opt(sp, "invested", bool, kind == "minvar")
+    invested = _opt(sp, "invested", bool, True)
     agent_cons = _invested(cons) if invested else cons
     trained_on = None
     training_end = None

@@ -783,7 +783,8 @@ class PPCAGenerator(ReturnGenerator):
                     lp = self._rolling_logp(eig_val, R[val_days], k, nu, seed)
                     scores[key] = float(np.nanmean(per_asset_nll(lp, R[val_days])))
                 ckpt.save(scores, fitted)
-                say(f"ppca: window {w} k={k}: nu={nu:.2f}, validation NLL {scores.get(key, float('nan')):.4f}")
+                scored = f", validation NLL {scores[key]:.4f}" if key in scores else " (fixed, not selected on validation)"
+                say(f"ppca: window {w} k={k}: nu={nu:.2f}{scored}")
 
         keys = [f"{w}/{k}" for w in windows for k in ks]
         best = min(keys, key=lambda s: scores.get(s, np.inf)) if select else keys[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -330,12 +331,15 @@ def test_agent_from_spec_solves_the_runs_problem() -> None:
     a, _ = agent_from_spec("mv:ledoit_wolf,gamma=50,window=60", cost_model=COSTS, constraints=CONS, risk_free=1e-4)
     p = a.policy
     assert isinstance(p, MeanVariance) and p.gamma == 50.0 and a.window == 60
-    assert p.cost_model_ == COSTS and p.constraints_ == CONS and p.risk_free == 1e-4
+    assert p.cost_model_ == COSTS and p.risk_free == 1e-4
+    assert p.constraints_ == replace(CONS, budget=(1.0, 1.0))  # fully invested unless invested=false
+    cash_ok, _ = agent_from_spec("mv:ledoit_wolf,invested=false", cost_model=COSTS, constraints=CONS)
+    assert cash_ok.policy.constraints_ == CONS
     assert isinstance(p.source, HistoricalSource) and (p.source.mean, p.source.covariance) == ("sample", "ledoit_wolf")
     m, _ = agent_from_spec("minvar:sample", cost_model=COSTS, constraints=CONS)
     assert isinstance(m.policy, MinVariance) and m.policy.constraints_.budget == (1.0, 1.0)
     assert m.window == 252 and m.policy.source.covariance == "sample"
-    c, _ = agent_from_spec("cvar:historical,alpha=0.9,risk_aversion=0.01,invested=true")
+    c, _ = agent_from_spec("cvar:historical,alpha=0.9,risk_aversion=0.01")
     assert isinstance(c.policy, MeanCVaR) and c.policy.alpha == 0.9 and c.policy.constraints_.budget == (1.0, 1.0)
     b, _ = agent_from_spec("buy_and_hold", cost_model=COSTS)
     assert isinstance(b.policy, BuyAndHold) and b.policy.cost_model == COSTS
