@@ -69,6 +69,8 @@ class DemoConfig:
     )
     ppo_timesteps: int = 20_000
     ppo_envs: int = 16
+    #: stable-baselines3 PPO keyword arguments (e.g. ``n_steps``) beyond the library defaults
+    ppo_kwargs: dict[str, Any] = field(default_factory=dict)
     backtest_paths: int = 8
     backtest_horizon: int = 252
     bootstrap_reps: int = 500
@@ -150,7 +152,7 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
         stages.run(
             "train PPO in the NeuralFactors market",
             ppo_dir,
-            {"market": str(nf_run), "timesteps": cfg.ppo_timesteps, "n_envs": cfg.ppo_envs, "seed": cfg.seed},
+            {"market": str(nf_run), "timesteps": cfg.ppo_timesteps, "n_envs": cfg.ppo_envs, "seed": cfg.seed, "kwargs": cfg.ppo_kwargs},
             lambda: _train_ppo(nf_run, ppo_dir, cfg),
         )
 
@@ -215,6 +217,7 @@ def _train_ppo(nf_run: Path, ppo_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
 
     res = train_agent(
         "ppo", str(nf_run), out_dir=ppo_dir, total_timesteps=cfg.ppo_timesteps, n_envs=cfg.ppo_envs, seed=cfg.seed, progress=True,
+        algo_kwargs=cfg.ppo_kwargs or None, eval_freq=max(1, min(10_000, cfg.ppo_timesteps // 2)), overwrite=True,
     )
     return {"path": str(getattr(res, "path", ppo_dir))}
 
