@@ -76,3 +76,18 @@ def test_rerun_reuses_finished_stages(demo_dir: Path) -> None:
     after = {p: p.stat().st_mtime_ns for p in demo_dir.rglob("stage.json")}
     assert before == after  # nothing refitted, re-evaluated or re-run
     assert json.loads((demo_dir / "backtest" / "stage.json").read_text()) == marker
+
+
+def test_a_changed_upstream_stage_reruns_its_dependants(demo_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    work = tmp_path / "demo"
+    shutil.copytree(demo_dir, work)
+    cfg = _tiny(work)
+    cfg.generators["ledoit_wolf"] = {"window": 42}  # a different LW run
+    stamp = {p.parent.name: p.stat().st_mtime_ns for p in work.rglob("stage.json")}
+    run_demo(cfg)
+    now = {p.parent.name: p.stat().st_mtime_ns for p in work.rglob("stage.json")}
+    changed = {k for k in now if now[k] != stamp.get(k)}
+    # LW is refitted and re-evaluated; NeuralFactors, PPO and everything fed by them is reused
+    assert changed == {"ledoit_wolf", "evaluation"}

@@ -125,23 +125,32 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
 
     # 1. generators ------------------------------------------------------------------
     runs: dict[str, Path] = {}
+    #: what each downstream stage depends on: a changed generator or PPO run re-runs them
+    upstream: dict[str, Any] = {}
     for kind, params in cfg.generators.items():
         spec = RunSpec(kind=kind, dataset="sp500", seed=cfg.seed, params=params)
         folder = out / "generators" / kind
 
         def _fit(spec: RunSpec = spec, folder: Path = folder) -> dict[str, Any]:
-            _, record = fit_run(spec, folder, panel=panel, progress=True)
+            # the stage runs when its settings changed or it never finished: replace a run of another spec
+            # (an unfinished run of this spec resumes)
+            try:
+                old = json.loads((folder / "run.json").read_text()).get("spec")
+            except (OSError, ValueError):
+                old = None
+            _, record = fit_run(spec, folder, panel=panel, progress=True, force=old is not None and old != spec.identity())
             return {"fit_seconds": record.get("fit_seconds")}
 
         stages.run(f"fit {kind}", folder, {"spec": spec.identity()}, _fit)
         runs[kind] = folder
+        upstream[kind] = spec.identity()
 
     # 2. generator evaluation ----------------------------------------------------------
     eval_dir = out / "evaluation"
     stages.run(
         "evaluate generators",
         eval_dir,
-        {"runs": sorted(runs), "samples": cfg.eval_samples, "sim_paths": cfg.eval_sim_paths, "seed": cfg.seed, "overrides": cfg.eval_overrides},
+        {"runs": {k: upstream[k] for k in sorted(runs)}, "samples": cfg.eval_samples, "sim_paths": cfg.eval_sim_paths, "seed": cfg.seed, "overrides": cfg.eval_overrides},
         lambda: _evaluate(runs, panel, split, eval_dir, cfg),
     )
 
@@ -149,12 +158,11 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
     ppo_dir = out / "agents" / "ppo"
     nf_run = runs.get("neuralfactors")
     if nf_run is not None and cfg.ppo_timesteps > 0:
-        stages.run(
-            "train PPO in the NeuralFactors market",
-            ppo_dir,
-            {"market": str(nf_run), "timesteps": cfg.ppo_timesteps, "n_envs": cfg.ppo_envs, "seed": cfg.seed, "kwargs": cfg.ppo_kwargs},
-            lambda: _train_ppo(nf_run, ppo_dir, cfg),
-        )
+        upstream["ppo"] = {
+            "market": upstream["neuralfactors"], "timesteps": cfg.ppo_timesteps, "n_envs": cfg.ppo_envs, "seed": cfg.seed,
+            "kwargs": cfg.ppo_kwargs,
+        }
+        stages.run("train PPO in the NeuralFactors market", ppo_dir, upstream["ppo"], lambda: _train_ppo(nf_run, ppo_dir, cfg))
 
     # 4. backtest ---------------------------------------------------------------------------
     bt_dir = out / "backtest"
@@ -162,13 +170,13 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
     for kind in cfg.backtest_generators:
         if kind in runs:
             agents += [f"mv:{runs[kind]},label=mv:{kind}", f"cvar:{runs[kind]},label=cvar:{kind}"]
-    if (ppo_dir / "stage.json").is_file():
+    if "ppo" in upstream and (ppo_dir / "stage.json").is_file():
         agents.append(f"sb3:{ppo_dir},label=ppo:neuralfactors")
     bt_gens = [runs[k] for k in cfg.backtest_generators if k in runs]
     stages.run(
         "backtest agents",
         bt_dir,
-        {"agents": agents, "generators": [str(g) for g in bt_gens], "paths": cfg.backtest_paths, "horizon": cfg.backtest_horizon, "seed": cfg.seed, "reps": cfg.bootstrap_reps},
+        {"agents": [a.replace(str(out), "<out>") for a in agents], "upstream": {k: upstream[k] for k in (*cfg.backtest_generators, "ppo") if k in upstream}, "generators": [str(g.relative_to(out)) for g in bt_gens], "paths": cfg.backtest_paths, "horizon": cfg.backtest_horizon, "seed": cfg.seed, "reps": cfg.bootstrap_reps},
         lambda: _backtest(agents, bt_gens, bt_dir, cfg),
     )
 
@@ -178,7 +186,7 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
         stages.run(
             "stress scenarios",
             stress_dir,
-            {"run": str(nf_run), "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed},
+            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed},
             lambda: _stress(nf_run, panel, stress_dir, cfg),
         )
 
@@ -298,6 +306,12 @@ def _report(out: Path, runs: dict[str, Path], cfg: DemoConfig, timings: dict[str
                     "scenario of every day; the days column says how many test days each row covers)."
                 )
         rep.add_table(table, caption="Generator evaluation (test split)")
+        if "days" in table and "Cal. Uni." in table:
+            floors = ", ".join(f"{16.8 / d:.3f} at {int(d):,} days" for d in sorted(set(table["days"].dropna().astype(int)), reverse=True))
+            rep.add_note(
+                "The calibration errors include sampling noise: even a perfectly calibrated forecaster scores about "
+                f"16.8 / days on average ({floors}), so compare rows scored on the same number of days."
+            )
         nll_cols = [c for c in ("NLL joint", "NLL ind") if c in table]
         if nll_cols:
             rep.add_figure(bar_figure(table[nll_cols], title="Negative log-likelihood (test)", ylabel="nats / asset / day"), caption="Lower is better.")
@@ -323,7 +337,7 @@ def _report(out: Path, runs: dict[str, Path], cfg: DemoConfig, timings: dict[str
         for f in sorted(daily.glob("*.csv")):
             d = pd.read_csv(f, index_col=0, parse_dates=True)
             if "wealth" in d:
-                wealth[f.stem] = d["wealth"]
+                wealth["S&P 500 index" if f.stem == "benchmark" else f.stem] = d["wealth"]
         if wealth:
             rep.add_figure(equity_figure(pd.DataFrame(wealth)), caption="Wealth and drawdown on the real test path (after costs).")
     if (bt_dir / "report.html").is_file():

@@ -124,6 +124,10 @@ def fit_run(
             from factorgym.generators.base import load_generator
 
             return load_generator(out / ARTIFACT_NAME), record
+    if record is not None and force and record.get("spec") != spec.identity() and (out / "train").is_dir():
+        import shutil
+
+        shutil.rmtree(out / "train")  # another spec's training state: nothing to resume from
     panel = panel if panel is not None else load_source(spec.dataset)
     gen = make_generator(spec.kind, spec.params)
     record = {"spec": spec.identity(), "status": "fitting", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
