@@ -78,7 +78,8 @@ run; see :class:`~factorgym.agents.estimators.GeneratorSource`), ``mean`` / ``co
 the estimator's), ``cost_aware`` (true), ``invested`` (fully invested: ``budget = (1, 1)``
 within the run's constraints; default true; ``false`` lets the agent hold cash); sb3:
 ``deterministic`` (true), ``predictor=RUN`` (the generator behind a ``moments``
-observation on the real path). Examples::
+observation on the real path), ``model`` (``best``: the model selected on the validation
+period, the default when training kept one; ``final``: the last one). Examples::
 
     mv:ledoit_wolf,gamma=50,window=126     cvar:runs/neuralfactors,n_scenarios=200
     minvar:sample,label=minvar-1y          sb3:runs/ppo_lw/agent.zip
@@ -377,7 +378,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "mv": frozenset({"label", "seed", "window", "gamma", "mean", "cov", "cost_aware", "invested", "n_scenarios", "draws"}),
     "minvar": frozenset({"label", "seed", "window", "gamma", "cov", "cost_aware", "invested", "n_scenarios", "draws"}),
     "cvar": frozenset({"label", "seed", "window", "alpha", "risk_aversion", "mean", "cost_aware", "invested", "n_scenarios", "draws"}),
-    "sb3": frozenset({"label", "seed", "deterministic", "predictor"}),
+    "sb3": frozenset({"label", "seed", "deterministic", "predictor", "model"}),
 }
 
 
@@ -615,7 +616,12 @@ def _sb3_from_spec(sp: AgentSpec, seed: int | None) -> tuple[BacktestAgent, list
         from factorgym.agents.rl import load_agent  # type: ignore[import-not-found]
     except ImportError as exc:
         raise FactorGymError(f"{sp.text}: loading RL agents needs factorgym.agents.rl ({exc})") from None
-    model, loaded = load_agent(sp.arg)
+    which = str(sp.options.get("model", "auto"))
+    if which not in ("auto", "best", "final"):
+        raise DataValidationError(f"model of {sp.text!r} must be best, final or auto, got {which!r}")
+    if which == "auto":  # the validation-selected model when training kept one
+        which = "best" if Path(sp.arg).is_dir() and (Path(sp.arg) / "best_model.zip").is_file() else "final"
+    model, loaded = load_agent(sp.arg, which=which)
     if hasattr(loaded, "record") and hasattr(loaded, "env"):  # factorgym.agents.rl.AgentMeta
         meta = dict(loaded.record)
         meta["env_kwargs"] = loaded.env.kwargs()

@@ -393,3 +393,25 @@ def test_ppo_learns_to_hold_the_asset_with_the_highest_drift(tmp_path):
     action, _ = agent.model.predict(obs, deterministic=True)
     weights = np.exp(action / 0.25) / np.exp(action / 0.25).sum(axis=1, keepdims=True)
     assert weights[:, 0].mean() > 0.5
+
+
+def test_backtest_spec_loads_the_validation_selected_model_by_default(ppo, tmp_path, monkeypatch):
+    import factorgym.agents.rl as rl
+    from factorgym.agents.backtest import agent_from_spec
+
+    asked: list[str] = []
+
+    def spy(path, *, which="final", device="cpu"):
+        asked.append(which)
+        return load_agent(path, which=which, device=device)
+
+    monkeypatch.setattr(rl, "load_agent", spy)
+    agent_from_spec(f"sb3:{ppo.path}")  # training kept a validation-selected model
+    agent_from_spec(f"sb3:{ppo.path},model=final")
+    no_best = tmp_path / "no_best"
+    shutil.copytree(ppo.path, no_best)
+    (no_best / "best_model.zip").unlink()
+    agent_from_spec(f"sb3:{no_best}")
+    assert asked == ["best", "final", "final"]
+    with pytest.raises(DataValidationError, match="best, final or auto"):
+        agent_from_spec(f"sb3:{ppo.path},model=newest")
