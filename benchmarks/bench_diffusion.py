@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_diffusion.py                       # speed + synthetic + sp500
     python benchmarks/bench_diffusion.py --parts speed         # one part
     python benchmarks/bench_diffusion.py --quick               # tiny budgets, smoke check only
+    python benchmarks/bench_diffusion.py --parts eval --nf-run RUN  # evaluate_generator, every 4th test day
 
 Parts
 -----
@@ -277,9 +278,36 @@ def bench_sp500(
     return res
 
 
+# ---------------------------------------------------------------------- eval
+def bench_eval(out_dir: Path, nf_run: Path | None, stride: int, threads: int | None) -> dict[str, Any]:
+    """``evaluate_generator`` on every ``stride``-th test day for the fitted sp500 model (and
+    NeuralFactors on the same days), 500 samples and 500 moment draws per day."""
+    from factorgym.evaluation import evaluate_generator, reports_table, to_markdown
+    from factorgym.generators.base import load_generator
+
+    panel, split = load_dataset("sp500"), Split()
+    gen = load_generator(out_dir / "diffusion.zip")
+    gen.config = gen.config.replace(num_threads=threads, n_moment_samples=500)
+    models: dict[str, Any] = {"diffusion": gen}
+    if nf_run is not None:
+        from factorgym.runs import load_run
+
+        models["neuralfactors"] = load_run(nf_run)[0]
+    print(f"\n## evaluate_generator on every {stride}th test day ({_load()})")
+    reps, res = [], {}
+    for name, g in models.items():
+        t0 = time.perf_counter()
+        reps.append(evaluate_generator(g, panel, split, "test", rng=np.random.default_rng(0), n_samples=500,
+                                       energy_samples=256, sim_paths=20, day_stride=stride, name=name, progress=False))
+        res[name] = {"seconds": time.perf_counter() - t0, **reps[-1].scalars}
+        print(f"  {name}: {res[name]['seconds']:.0f} s")
+    print(to_markdown(reports_table(reps)))
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", nargs="+", default=["speed", "synthetic", "sp500"], choices=["speed", "synthetic", "sp500"])
+    ap.add_argument("--parts", nargs="+", default=["speed", "synthetic", "sp500"], choices=["speed", "synthetic", "sp500", "eval"])
     ap.add_argument("--quick", action="store_true", help="tiny budgets; a smoke check, not results")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for fitting and sampling")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "bench_diffusion", help="resumable train state (sp500)")
@@ -298,6 +326,8 @@ def main() -> None:
     results: dict[str, Any] = {}
     if "sp500" in args.parts:
         results["sp500"] = bench_sp500(cfg, args.quick, not args.no_progress, None if args.quick else args.out_dir, args.nf_run)
+    if "eval" in args.parts:
+        results["eval"] = bench_eval(args.out_dir, args.nf_run, 4, args.threads)
     if "synthetic" in args.parts:
         results["synthetic"] = bench_synthetic(cfg, args.quick, not args.no_progress)
     if "speed" in args.parts:
