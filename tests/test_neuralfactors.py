@@ -173,6 +173,21 @@ def test_masked_asset_does_not_affect_likelihood_of_others() -> None:
 
 
 # ---------------------------------------------------------------------- predictive
+def test_fixed_draw_gives_common_random_numbers_across_days() -> None:
+    rng = np.random.default_rng(5)
+    p = random_params(rng, N=4, F=2, nu=9.0)
+    day1 = NeuralFactorsPredictive(**p, marginal_samples=300)
+    moved = {**p, "alpha": p["alpha"] + 0.01, "beta": p["beta"] * 2.0}
+    day2 = NeuralFactorsPredictive(**moved, marginal_samples=300)
+    a, b = day1.samples, day2.samples
+    assert a.shape == (300, 4) and a is day1.samples and not a.flags.writeable
+    # same shocks, new parameters: the difference is exactly the parameters' doing
+    z = day1.sample_factors(300, np.random.default_rng(0))
+    np.testing.assert_allclose(b - a, 0.01 + z @ p["beta"].T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(NeuralFactorsPredictive(**p, marginal_samples=300, seed=1).samples.shape, (300, 4))
+    assert not np.array_equal(NeuralFactorsPredictive(**p, marginal_samples=300, seed=1).samples, a)
+
+
 def test_predictive_covariance_matches_sample_covariance() -> None:
     rng = np.random.default_rng(3)
     p = random_params(rng, N=4, F=2, nu=9.0)

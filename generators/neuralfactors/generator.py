@@ -187,6 +187,7 @@ class NeuralFactorsPredictive(Predictive):
         self.prior_dof = np.asarray(prior_dof, dtype=np.float64)
         self._ms, self._mn, self._seed, self._threads = marginal_samples, marginal_nodes, seed, threads
         self._mix: tuple[np.ndarray, np.ndarray] | None = None
+        self._fixed: np.ndarray | None = None
 
     # ---------------------------------------------------------------- structure
     @property
@@ -225,6 +226,19 @@ class NeuralFactorsPredictive(Predictive):
             raise DataValidationError(f"z must have {self.n_factors} columns, got shape {z.shape}")
         eps = _draw_t(rng, self.nu, z.shape[0])
         return self.alpha + z @ self.beta.T + self.sigma * eps
+
+    @property
+    def samples(self) -> np.ndarray:
+        """A fixed draw ``(marginal_samples, N)`` made with the predictive's own ``seed``.
+
+        Every day's predictive draws it from the same seed, so the draws of consecutive
+        days are common random numbers: their differences come from the day's parameters,
+        not from sampling noise (what ``GeneratorSource(draws="shared")`` feeds optimizers).
+        """
+        if self._fixed is None:
+            self._fixed = self.sample(int(self._ms), np.random.default_rng(self._seed))
+            self._fixed.setflags(write=False)
+        return self._fixed
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` joint draws ``(n, N)``: a linear map of prior draws plus idiosyncratic noise."""

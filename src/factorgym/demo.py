@@ -169,7 +169,9 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
     agents = ["equal_weight", "mv:ledoit_wolf"]
     for kind in cfg.backtest_generators:
         if kind in runs:
-            agents += [f"mv:{runs[kind]},label=mv:{kind}", f"cvar:{runs[kind]},label=cvar:{kind}"]
+            # the CVaR agent reads the predictive's fixed draw (common random numbers across days):
+            # fresh draws every day turn sampling noise into trades (benchmarks/results/agents.md)
+            agents += [f"mv:{runs[kind]},label=mv:{kind}", f"cvar:{runs[kind]},draws=shared,label=cvar:{kind}"]
     if "ppo" in upstream and (ppo_dir / "stage.json").is_file():
         agents.append(f"sb3:{ppo_dir},label=ppo:neuralfactors")
     bt_gens = [runs[k] for k in cfg.backtest_generators if k in runs]
