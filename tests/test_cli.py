@@ -217,3 +217,59 @@ def test_exit_codes_of_each_outcome(scratch_app: typer.Typer, capsys: pytest.Cap
     _assert_one_line_error(code, err, "Permission denied: /root/x.csv")
     with pytest.raises(RuntimeError, match="a bug"):  # bugs keep their traceback
         cli.main(["bug"])
+
+
+# ---------------------------------------------------------------------------- stress
+@pytest.fixture(scope="module")
+def lw_sp500(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from factorgym.runs import RunSpec, fit_run
+
+    out = tmp_path_factory.mktemp("runs") / "lw"
+    fit_run(RunSpec(kind="ledoit_wolf", dataset="sp500"), out, progress=False)
+    return out
+
+
+def test_stress_generates_saves_summarises_and_regenerates(
+    lw_sp500: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import pandas as pd
+
+    weights = tmp_path / "aapl.json"
+    weights.write_text(json.dumps({"AAPL": 0.5, "XOM": 0.5}))
+    target = tmp_path / "vol.parquet"
+    code, out, err = _main(
+        capsys, "stress", "vol_regime", "--run", str(lw_sp500), "--date", "2020-02-19", "--horizon", "3", "-n", "300",
+        "--vol-scale", "3", "--portfolio", "equal", "--portfolio", str(weights), "--out", str(target),
+    )
+    assert code == 0, err
+    assert target.is_file() and Path(str(target) + ".spec.json").is_file()
+    losses = pd.read_csv(str(target) + ".losses.csv", index_col=0)
+    assert list(losses.index) == ["1/N", "aapl"] and (losses["ES99"] >= losses["VaR99"]).all()
+    assert (losses["VaR99"] >= losses["VaR95"]).all() and (losses["n"] == 300).all()
+    # the saved specification regenerates the same paths
+    code, out, err = _main(capsys, "stress", "--from", str(target))
+    assert code == 0 and "identical paths" in out, err
+    # a crisis set is compared with what followed the context date
+    code, out, err = _main(
+        capsys, "stress", "crisis", "--run", str(lw_sp500), "--date", "2020-02-19", "--horizon", "5", "-n", "100",
+        "--out", str(tmp_path / "crisis.parquet"),
+    )
+    assert code == 0 and "what actually followed" in out and "prob_return_at_most_realised" in out, err
+    code, out, err = _main(capsys, "stress", "replay", "--window", "covid-2020", "--out", str(tmp_path / "replay.parquet"))
+    assert code == 0 and "1 paths" in out, err
+
+
+def test_stress_user_errors_are_one_line(lw_sp500: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _main(capsys, "stress")
+    _assert_one_line_error(code, err, "KIND")
+    code, _, err = _main(capsys, "stress", "crisis", "--date", "2020-02-19", "--out", str(tmp_path / "x.parquet"))
+    _assert_one_line_error(code, err)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"NOPE": 1.0}')
+    code, _, err = _main(
+        capsys, "stress", "vol_regime", "--run", str(lw_sp500), "--date", "2020-02-19", "-n", "50", "--portfolio", str(bad),
+        "--out", str(tmp_path / "y.parquet"),
+    )
+    _assert_one_line_error(code, err, "NOPE")

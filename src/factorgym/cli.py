@@ -41,6 +41,8 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
 from factorgym.errors import FactorGymError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from factorgym.data import ReturnPanel
     from factorgym.io import FileFormat
 
@@ -298,6 +300,115 @@ def train_agent(
         buy_bps * 1e-4, sell_bps * 1e-4, eval_freq, eval_episodes, params, env_params, progress=True,
         overwrite=overwrite, echo=lambda line: print_wide(Text(line)),
     )
+
+
+# ---------------------------------------------------------------------------- stress
+def _read_weights(spec: str | None, assets: Sequence[str]) -> tuple[str, np.ndarray]:
+    """``None``/``equal``: 1/N; else a JSON file ``{asset: weight}`` or a CSV with columns
+    ``asset,weight`` (assets not named get 0; cash is ``1 - sum``)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from factorgym.errors import DataValidationError
+
+    n = len(assets)
+    if spec is None or spec == "equal":
+        return "1/N", np.full(n, 1.0 / n)
+    path = Path(spec)
+    if path.suffix.lower() == ".json":
+        raw = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+    else:
+        df = pd.read_csv(path)
+        if not {"asset", "weight"} <= set(df.columns):
+            raise DataValidationError(f"{path} needs columns asset,weight; it has {list(df.columns)}")
+        raw = dict(zip(df["asset"].astype(str), df["weight"].astype(float), strict=True))
+    unknown = sorted(set(raw) - set(assets))
+    if unknown:
+        raise DataValidationError(f"{path} names assets the scenarios do not hold: {unknown[:5]}")
+    w = np.array([raw.get(a, 0.0) for a in assets])
+    if not np.isfinite(w).all():
+        raise DataValidationError(f"{path} has non-finite weights")
+    return path.stem, w
+
+
+@app.command("stress")
+def stress(
+    kind: Annotated[str | None, typer.Argument(help="factor_shock, vol_regime, crisis or replay (omit with --from).")] = None,
+    run: Annotated[str | None, typer.Option(help="Generator run folder or artifact (not for replay).")] = None,
+    date: Annotated[str | None, typer.Option(help="Last real day of the conditioning history, e.g. 2020-02-19.")] = None,
+    window: Annotated[str | None, typer.Option(help="Named window for replay: gfc-2008 or covid-2020.")] = None,
+    horizon: Annotated[int, typer.Option(help="Days per path (factor_shock is one day).")] = 1,
+    scenarios: Annotated[int, typer.Option("--scenarios", "-n", help="Number of scenario paths.")] = 2000,
+    quantile: Annotated[float | None, typer.Option(help="factor_shock: keep the market factor below this quantile.")] = 0.01,
+    shift_sd: Annotated[float | None, typer.Option(help="factor_shock: shift the market factor by this many sd instead.")] = None,
+    vol_scale: Annotated[float, typer.Option(help="vol_regime: dispersion multiplier.")] = 2.0,
+    dataset: Annotated[str, typer.Option(help="Embedded dataset or data file of the context.")] = "sp500",
+    seed: Annotated[int, typer.Option(help="Seed of the scenario draws.")] = 0,
+    portfolio: Annotated[list[str] | None, typer.Option(help="equal, or a JSON {asset: weight} / CSV asset,weight file (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Parquet file to write (default runs/stress/<kind>.parquet).")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from", help="Regenerate a saved set exactly from its stored specification.")] = None,
+) -> None:
+    """Generate a stress scenario set, save it with its specification, and summarise its losses."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from factorgym.artifacts import atomic_write_text
+    from factorgym.errors import DataValidationError
+    from factorgym.generators.stress import (
+        StressSpec,
+        generate,
+        loss_summary,
+        portfolio_path_returns,
+        read_scenarios,
+        realised_comparison,
+        regenerate,
+    )
+    from factorgym.runs import load_source
+
+    if from_file is not None:
+        if kind is not None:
+            raise DataValidationError("give either a KIND or --from FILE, not both")
+        saved = read_scenarios(from_file)
+        s = regenerate(from_file)
+        same = s.paths.shape == saved.paths.shape and bool(np.array_equal(s.paths, saved.paths))
+        print_wide(Text(f"regenerated {from_file} from its specification: {'identical' if same else 'DIFFERENT'} paths"))
+        if not same:
+            raise DataValidationError(f"{from_file} did not regenerate identically (different library version, data or run?)")
+        spec = s.spec
+    else:
+        if kind is None:
+            raise DataValidationError("give a KIND (factor_shock, vol_regime, crisis, replay) or --from FILE")
+        spec = StressSpec(
+            kind, run=run, dataset=dataset, date=date, window=window, horizon=horizon, n_scenarios=scenarios, seed=seed,
+            quantile=None if shift_sd is not None else quantile, shift_sd=shift_sd, vol_scale=vol_scale,
+        )
+        s = generate(spec)
+    target = out or (from_file if from_file is not None else Path("runs") / "stress" / f"{spec.kind}.parquet")
+    if from_file is None or out is not None:
+        s.save(target)
+    rows = {}
+    for p in portfolio or ["equal"]:
+        label, w = _read_weights(p, s.assets)
+        rows[label] = loss_summary(portfolio_path_returns(s.paths, w))
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    summary_path = Path(str(target) + ".losses.csv")
+    atomic_write_text(summary_path, table.to_csv())
+    S, H, _ = s.paths.shape  # noqa: N806
+    print_wide(Text(f"{spec.kind}: {S} paths x {H} days from {s.context_date}; losses over the path (positive = loss):"))
+    print_wide(Text(table.to_string(float_format=lambda v: f"{v:.4f}")))
+    if spec.kind == "crisis":
+        panel = load_source(spec.dataset)
+        try:
+            cmp = realised_comparison(s, panel)
+        except DataValidationError as exc:
+            print_wide(Text(f"(no comparison with what followed: {exc})"))
+        else:
+            print_wide(Text("what actually followed (equal weight): " + json.dumps({k: round(v, 4) for k, v in cmp.items()})))
+    print_wide(Text(f"wrote {target} (+ .spec.json) and {summary_path}"))
 
 
 @app.command("demo")
