@@ -359,12 +359,19 @@ def test_resume_equals_uninterrupted(synth: ReturnPanel, tmp_path, monkeypatch) 
     with pytest.raises(Killed):
         DiffusionGenerator(cfg).fit(synth, split, out_dir=tmp_path / "b", progress=False, rng=np.random.default_rng(9))
     monkeypatch.undo()
+    killed_seconds = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)["seconds"]
     resumed = DiffusionGenerator(cfg).fit(synth, split, out_dir=tmp_path / "b", progress=False, rng=np.random.default_rng(9))
     assert resumed.fit_info_["resumed_from"] == 20
     for (k, va), (_, vb) in zip(full.model_.state_dict().items(), resumed.model_.state_dict().items(), strict=True):
         assert torch.equal(va, vb), k
     assert full.fit_info_["history"] == resumed.fit_info_["history"]
     assert (tmp_path / "b" / "diffusion.zip").is_file()
+    # training time adds up over the runs of a fit: resuming a finished state keeps it
+    again = DiffusionGenerator(cfg).fit(synth, split, out_dir=tmp_path / "b", progress=False, rng=np.random.default_rng(9))
+    assert again.fit_info_["resumed_from"] == 30
+    assert again.fit_info_["train_seconds"] == pytest.approx(resumed.fit_info_["train_seconds"], abs=0.05)
+    # the killed run's time is carried into the resumed fit's total
+    assert resumed.fit_info_["train_seconds"] > killed_seconds > 0
     # a different config in the same out_dir is refused, not silently mixed
     with pytest.raises(CheckpointError):
         DiffusionGenerator(cfg.replace(lr=5e-4)).fit(

@@ -94,6 +94,7 @@ class TrainResult:
     best_val: float
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)
+    #: training wall time, summed over every run of this fit (resumes included)
     seconds: float = 0.0
     resumed_from: int = 0
 
@@ -162,6 +163,8 @@ class Trainer:
         self.bad_evals = 0
         self.done = False
         self.history: list[dict[str, float]] = []
+        self.prior_seconds = 0.0  # wall time of earlier runs of this fit (from the train state)
+        self._t0: float | None = None
         self._val_tensors = self._fixed_validation_noise()
 
     # ------------------------------------------------------------------ state
@@ -187,6 +190,7 @@ class Trainer:
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
             "history": self.history,
+            "seconds": self.prior_seconds + (0.0 if self._t0 is None else time.perf_counter() - self._t0),
         }
 
     def save_state(self) -> None:
@@ -235,6 +239,7 @@ class Trainer:
             self.best_step = int(st["best_step"])
             self.bad_evals = int(st["bad_evals"])
             self.history = list(st["history"])
+            self.prior_seconds = float(st.get("seconds", 0.0))
             self.step = int(st["step"])
             self.done = bool(st["done"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
@@ -301,7 +306,7 @@ class Trainer:
         cfg = self.config
         resumed = self.try_resume()
         start_step = self.step
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         bar = _Bar(self.progress, cfg.max_steps, start_step)
         running, n_running = 0.0, 0
         try:
@@ -339,7 +344,7 @@ class Trainer:
             best_val=self.best_val,
             steps=self.step,
             history=list(self.history),
-            seconds=time.perf_counter() - t0,
+            seconds=self.prior_seconds + time.perf_counter() - t0,
             resumed_from=start_step if resumed else 0,
         )
 
