@@ -257,8 +257,16 @@ def test_stress_generates_saves_summarises_and_regenerates(
         "--out", str(tmp_path / "crisis.parquet"),
     )
     assert code == 0 and "what actually followed" in out and "prob_return_at_most_realised" in out, err
-    code, out, err = _main(capsys, "stress", "replay", "--window", "covid-2020", "--out", str(tmp_path / "replay.parquet"))
+    code, out, err = _main(
+        capsys, "stress", "replay", "--window", "covid-2020", "--out", str(tmp_path / "replay.parquet"),
+        "--portfolio", "equal", "--agent", "equal_weight", "--agent", "mv:ledoit_wolf,window=60",
+    )
     assert code == 0 and "1 paths" in out, err
+    rep = pd.read_csv(str(tmp_path / "replay.parquet") + ".losses.csv", index_col=0)
+    assert list(rep.index) == ["1/N", "agent equal_weight (after costs)", "agent mv:ledoit_wolf (after costs)"]
+    # 1/N through the COVID crash: the agent pays its costs on top of the constant mix's loss
+    assert rep.loc["1/N", "worst"] > 0.2
+    assert 0 < rep.loc["agent equal_weight (after costs)", "worst"] - rep.loc["1/N", "worst"] < 0.01
 
 
 def test_stress_user_errors_are_one_line(lw_sp500: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -156,3 +156,38 @@ def test_replay_of_named_window() -> None:
     assert s.paths.shape[0] == 1 and s.context_date == "2020-02-20"
     ew = portfolio_path_returns(s.paths, np.full(sp.N, 1 / sp.N))
     assert ew[0] < -0.25  # the equal-weight book fell by more than a quarter
+
+
+def test_agents_run_through_scenario_paths_with_costs_and_no_look_ahead(panel) -> None:
+    from factorgym.agents.backtest import BacktestAgent, stress_agents
+    from factorgym.agents.baselines import EqualWeight
+    from factorgym.costs import CostModel
+    from factorgym.generators.stress import ScenarioSet
+
+    rng = np.random.default_rng(0)
+    S, H, N = 40, 5, panel.N  # noqa: N806
+    paths = rng.normal(-0.002, 0.02, size=(S, H, N))
+    spec = StressSpec("crisis", run="unused", date=str(panel.dates[300].date()), horizon=H, n_scenarios=S)
+    s = ScenarioSet(spec, tuple(panel.assets), paths, str(panel.dates[300].date()), {})
+    cm = CostModel(buy=1e-3, sell=2e-3)
+    res = stress_agents(s, ["equal_weight"], panel, cost_model=cm)["equal_weight"]
+    frictionless = loss_summary(portfolio_path_returns(paths, np.full(N, 1.0 / N)))
+    # the same paths, the same 1/N mix: losses differ only by the costs (buying in on day one, then rebalancing)
+    assert res["n"] == S
+    assert 0 < frictionless["mean_return"] - res["mean_return"] < 3e-3
+    assert res["VaR95"] == pytest.approx(frictionless["VaR95"], abs=3e-3)
+    assert res["ES99"] >= frictionless["ES99"] - 1e-12
+
+    class Peek(EqualWeight):
+        """Records the newest observed return row at each decision."""
+
+        def act(self, returns, weights, env_index=0):
+            self.seen_.append(np.array(returns[-1]))
+            return super().act(returns, weights, env_index)
+
+    peek = Peek()
+    peek.seen_ = []
+    stress_agents(s, [BacktestAgent("peek", peek, window=3)], panel, cost_model=cm)
+    seen = np.array(peek.seen_).reshape(H, S, N)
+    np.testing.assert_array_equal(seen[0, 0], panel.filled(0.0)[300])  # decides on the context day first
+    np.testing.assert_array_equal(seen[1:], paths[:, : H - 1].transpose(1, 0, 2))  # then day k sees scenario day k only

@@ -347,10 +347,15 @@ def stress(
     dataset: Annotated[str, typer.Option(help="Embedded dataset or data file of the context.")] = "sp500",
     seed: Annotated[int, typer.Option(help="Seed of the scenario draws.")] = 0,
     portfolio: Annotated[list[str] | None, typer.Option(help="equal, or a JSON {asset: weight} / CSV asset,weight file (repeatable).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(help="Agent spec run through every path after costs, e.g. mv:ledoit_wolf or sb3:runs/ppo (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option(help="Parquet file to write (default runs/stress/<kind>.parquet).")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="Regenerate a saved set exactly from its stored specification.")] = None,
 ) -> None:
-    """Generate a stress scenario set, save it with its specification, and summarise its losses."""
+    """Generate a stress scenario set, save it with its specification, and summarise its losses.
+
+    Portfolios are held as constant mixes without costs; agents trade through every path
+    (real history up to the context date, then the scenario's days) after 7.5 / 12.5 bps costs.
+    """
     import json
 
     import numpy as np
@@ -391,9 +396,14 @@ def stress(
     if from_file is None or out is not None:
         s.save(target)
     rows = {}
-    for p in portfolio or ["equal"]:
+    for p in portfolio or ([] if agent else ["equal"]):
         label, w = _read_weights(p, s.assets)
         rows[label] = loss_summary(portfolio_path_returns(s.paths, w))
+    if agent:
+        from factorgym.agents.backtest import stress_agents
+
+        for name, summ in stress_agents(s, list(agent), load_source(spec.dataset), seed=spec.seed).items():
+            rows[f"agent {name} (after costs)"] = summ
     table = pd.DataFrame.from_dict(rows, orient="index")
     summary_path = Path(str(target) + ".losses.csv")
     atomic_write_text(summary_path, table.to_csv())
