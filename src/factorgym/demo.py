@@ -184,12 +184,13 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
 
     # 5. stress -------------------------------------------------------------------------------
     stress_dir = out / "stress"
+    stress_agent_specs = ["mv:ledoit_wolf"] + ([f"sb3:{ppo_dir},label=ppo:neuralfactors"] if "ppo" in upstream else [])
     if nf_run is not None:
         stages.run(
             "stress scenarios",
             stress_dir,
-            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed},
-            lambda: _stress(nf_run, panel, stress_dir, cfg),
+            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed, "agents": stress_agent_specs, "ppo": upstream.get("ppo")},
+            lambda: _stress(nf_run, panel, stress_dir, cfg, stress_agent_specs),
         )
 
     # 6. report ---------------------------------------------------------------------------------
@@ -242,7 +243,8 @@ def _backtest(agents: list[str], gens: list[Path], bt_dir: Path, cfg: DemoConfig
     return {}
 
 
-def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
+def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig, agents: list[str]) -> dict[str, Any]:
+    from factorgym.agents.backtest import stress_agents
     from factorgym.generators.stress import (
         StressSpec,
         generate,
@@ -271,11 +273,16 @@ def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig)
         s = generate(spec, generator=gen, panel=panel)
         s.save(stress_dir / f"scenarios_{i}_{spec.kind}.parquet")
         summ = loss_summary(portfolio_path_returns(s.paths, ew))
-        rows.append({"scenario set": label, "portfolio": "1/N", **summ})
+        rows.append({"scenario set": label, "portfolio": "1/N (constant mix, no costs)", **summ})
+        if spec.kind != "vol_regime":  # the agents trade through the shocked and crisis paths
+            for name, a_summ in stress_agents(s, agents, panel, seed=cfg.seed).items():
+                rows.append({"scenario set": label, "portfolio": f"agent {name} (after costs)", **a_summ})
         if spec.kind == "crisis":
             result["crisis_comparison"] = realised_comparison(s, panel)
     replay = generate(StressSpec("replay", window="covid-2020"), panel=panel)
-    rows.append({"scenario set": "historical replay covid-2020", "portfolio": "1/N", **loss_summary(portfolio_path_returns(replay.paths, ew))})
+    rows.append({"scenario set": "historical replay covid-2020", "portfolio": "1/N (constant mix, no costs)", **loss_summary(portfolio_path_returns(replay.paths, ew))})
+    for name, a_summ in stress_agents(replay, agents, panel, seed=cfg.seed).items():
+        rows.append({"scenario set": "historical replay covid-2020", "portfolio": f"agent {name} (after costs)", **a_summ})
     df = pd.DataFrame(rows)
     atomic_write_text(stress_dir / "loss_summary.csv", df.to_csv(index=False))
     atomic_write_text(stress_dir / "crisis_comparison.json", json.dumps(result.get("crisis_comparison", {}), indent=2))
@@ -347,7 +354,7 @@ def _report(out: Path, runs: dict[str, Path], cfg: DemoConfig, timings: dict[str
     stress_dir = out / "stress"
     if (stress_dir / "loss_summary.csv").is_file():
         rep.add_section("Stress scenarios (NeuralFactors, context 2020-02-19)")
-        rep.add_table(pd.read_csv(stress_dir / "loss_summary.csv", index_col=0), caption="Loss distribution of the equal-weight portfolio (VaR/ES as positive losses)")
+        rep.add_table(pd.read_csv(stress_dir / "loss_summary.csv", index_col=0), caption="Loss distributions over each scenario set: the equal-weight constant mix (no costs) and agents trading through every path from cash, after costs (VaR/ES of the path return as positive losses)")
         cc = json.loads((stress_dir / "crisis_comparison.json").read_text() or "{}")
         if cc:
             rep.add_table(pd.DataFrame({"value": cc}), caption="What actually followed 2020-02-19 vs the generator's crisis-context paths")
