@@ -189,7 +189,7 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
         stages.run(
             "stress scenarios",
             stress_dir,
-            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed, "agents": stress_agent_specs, "ppo": upstream.get("ppo")},
+            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed, "agents": [a.replace(str(out), "<out>") for a in stress_agent_specs], "ppo": upstream.get("ppo")},
             lambda: _stress(nf_run, panel, stress_dir, cfg, stress_agent_specs),
         )
 
