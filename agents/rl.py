@@ -83,13 +83,12 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +111,7 @@ from factorgym.envs.vec_env import VecPortfolioEnv
 from factorgym.envs.wrappers import episode_statistics
 from factorgym.errors import CheckpointError, DataValidationError, FactorGymError
 from factorgym.features import FeatureConfig, FeatureScaler, compute_features
+from factorgym.generators.base import torch_threads as _torch_threads
 
 if TYPE_CHECKING:
     from factorgym.generators.base import ReturnGenerator
@@ -191,21 +191,6 @@ def _num(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _num(v) for k, v in x.items()}
     return x
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[int]:
-    """Run with ``n`` torch intra-op threads (``None``: unchanged), restoring the setting after."""
-    import torch
-
-    if n is not None and int(n) < 1:
-        raise FactorGymError(f"torch_threads must be at least 1 or None, got {n}")
-    prev = torch.get_num_threads()
-    torch.set_num_threads(prev if n is None else int(n))
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _sha256(data: bytes) -> str:

@@ -13,7 +13,8 @@ Shapes: ``N`` assets, ``P`` paths, ``H`` horizon days, ``S`` samples.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ __all__ = [
     "load_generator",
     "check_context",
     "torch_generator",
+    "torch_threads",
     "student_t_marginals",
     "BUILTIN_GENERATORS",
 ]
@@ -348,6 +350,22 @@ def torch_generator(rng: np.random.Generator, device: str = "cpu") -> Any:
     g = torch.Generator(device=device)
     g.manual_seed(int(rng.integers(0, 2**63 - 1)))
     return g
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[int]:
+    """Run with ``n`` torch intra-op threads (``None``: unchanged), restoring the setting
+    after; yields the number of threads in effect."""
+    import torch
+
+    if n is not None and int(n) < 1:
+        raise DataValidationError(f"torch_threads must be at least 1 or None, got {n}")
+    prev = torch.get_num_threads()
+    torch.set_num_threads(prev if n is None else int(n))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(prev)
 
 
 def student_t_marginals(loc: np.ndarray, scale: np.ndarray, df: np.ndarray) -> Any:

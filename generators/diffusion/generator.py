@@ -28,8 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from factorgym.generators.base import (
     SamplePredictive,
     register_generator,
     torch_generator,
+    torch_threads,
 )
 from factorgym.generators.diffusion.config import DiffusionConfig
 from factorgym.generators.diffusion.diffusion import GaussianDiffusion
@@ -59,20 +59,6 @@ __all__ = ["DiffusionGenerator", "DiffusionPredictive", "DiffusionPathSimulator"
 MOMENT_SEED = 0
 #: File name of the final artifact written to ``out_dir`` by :meth:`DiffusionGenerator.fit`.
 MODEL_FILE = "diffusion.zip"
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily ``torch.set_num_threads(n)`` (no-op for None)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class DiffusionPredictive(SamplePredictive):
@@ -223,7 +209,7 @@ class DiffusionGenerator(ReturnGenerator):
         val_set = TrainingSet(xs[va], y[va], m[va], ())
 
         dit_cfg = cfg.dit(x.shape[-1])
-        with _torch_threads(cfg.num_threads):
+        with torch_threads(cfg.num_threads):
             model = FactorDiT(dit_cfg, generator=torch.Generator().manual_seed(seed))
             diffusion = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
             trainer = Trainer(
@@ -318,7 +304,7 @@ class DiffusionGenerator(ReturnGenerator):
         mt = torch.from_numpy(np.ascontiguousarray(present))
         per = max(1, sb // S) if S <= sb else 1
         model = self.model_
-        with _torch_threads(cfg.num_threads), torch.no_grad():
+        with torch_threads(cfg.num_threads), torch.no_grad():
             for d0 in range(0, D, per):
                 d1 = min(d0 + per, D)
                 Dc = d1 - d0

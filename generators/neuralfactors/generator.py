@@ -30,7 +30,13 @@ from factorgym.artifacts import read_artifact, write_artifact
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import CheckpointError, DataValidationError
 from factorgym.features import FeatureScaler, compute_features
-from factorgym.generators.base import PathSimulator, Predictive, ReturnGenerator, register_generator
+from factorgym.generators.base import (
+    PathSimulator,
+    Predictive,
+    ReturnGenerator,
+    register_generator,
+    torch_threads,
+)
 from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
 from factorgym.generators.neuralfactors.inputs import (
     IncrementalFeatures,
@@ -51,7 +57,6 @@ from factorgym.generators.neuralfactors.training import (
     _to_bytes,
     ciwae_bound,
     iwae_log_weights,
-    torch_threads,
     train,
 )
 

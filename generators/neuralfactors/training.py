@@ -28,8 +28,7 @@ import copy
 import io
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,6 @@ __all__ = [
     "gaussian_posterior",
     "iwae_log_weights",
     "student_t_logpdf",
-    "torch_threads",
     "train",
     "variance_factor",
 ]
@@ -260,20 +258,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
     resumed_from: int | None = None
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily ``torch.set_num_threads(n)`` (no-op for ``None``); restores the old value."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def learning_rate(cfg: NeuralFactorsConfig, step: int) -> float:
