@@ -370,7 +370,6 @@ def stress(
         portfolio_path_returns,
         read_scenarios,
         realised_comparison,
-        regenerate,
     )
     from factorgym.runs import load_source
 
@@ -378,12 +377,13 @@ def stress(
         if kind is not None:
             raise DataValidationError("give either a KIND or --from FILE, not both")
         saved = read_scenarios(from_file)
-        s = regenerate(from_file)
+        spec = saved.spec
+        panel = load_source(spec.dataset)
+        s = generate(spec, panel=panel)
         same = s.paths.shape == saved.paths.shape and bool(np.array_equal(s.paths, saved.paths))
         print_wide(Text(f"regenerated {from_file} from its specification: {'identical' if same else 'DIFFERENT'} paths"))
         if not same:
             raise DataValidationError(f"{from_file} did not regenerate identically (different library version, data or run?)")
-        spec = s.spec
     else:
         if kind is None:
             raise DataValidationError("give a KIND (factor_shock, vol_regime, crisis, replay) or --from FILE")
@@ -391,7 +391,8 @@ def stress(
             kind, run=run, dataset=dataset, date=date, window=window, horizon=horizon, n_scenarios=scenarios, seed=seed,
             quantile=None if shift_sd is not None else quantile, shift_sd=shift_sd, vol_scale=vol_scale,
         )
-        s = generate(spec)
+        panel = load_source(spec.dataset)
+        s = generate(spec, panel=panel)
     target = out or (from_file if from_file is not None else Path("runs") / "stress" / f"{spec.kind}.parquet")
     if from_file is None or out is not None:
         s.save(target)
@@ -402,7 +403,7 @@ def stress(
     if agent:
         from factorgym.agents.backtest import stress_agents
 
-        for name, summ in stress_agents(s, list(agent), load_source(spec.dataset), seed=spec.seed).items():
+        for name, summ in stress_agents(s, list(agent), panel, seed=spec.seed).items():
             rows[f"agent {name} (after costs)"] = summ
     table = pd.DataFrame.from_dict(rows, orient="index")
     summary_path = Path(str(target) + ".losses.csv")
@@ -411,7 +412,6 @@ def stress(
     print_wide(Text(f"{spec.kind}: {S} paths x {H} days from {s.context_date}; losses over the path (positive = loss):"))
     print_wide(Text(table.to_string(float_format=lambda v: f"{v:.4f}")))
     if spec.kind == "crisis":
-        panel = load_source(spec.dataset)
         try:
             cmp = realised_comparison(s, panel)
         except DataValidationError as exc:

@@ -132,13 +132,9 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
         folder = out / "generators" / kind
 
         def _fit(spec: RunSpec = spec, folder: Path = folder) -> dict[str, Any]:
-            # the stage runs when its settings changed or it never finished: replace a run of another spec
-            # (an unfinished run of this spec resumes)
-            try:
-                old = json.loads((folder / "run.json").read_text()).get("spec")
-            except (OSError, ValueError):
-                old = None
-            _, record = fit_run(spec, folder, panel=panel, progress=True, force=old is not None and old != spec.identity())
+            # the stage runs when its settings changed or it never finished: a run of another spec
+            # is replaced, an unfinished run of this spec resumes
+            _, record = fit_run(spec, folder, panel=panel, progress=True, replace=True)
             return {"fit_seconds": record.get("fit_seconds")}
 
         stages.run(f"fit {kind}", folder, {"spec": spec.identity()}, _fit)
@@ -244,7 +240,7 @@ def _backtest(agents: list[str], gens: list[Path], bt_dir: Path, cfg: DemoConfig
 
 
 def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig, agents: list[str]) -> dict[str, Any]:
-    from factorgym.agents.backtest import stress_agents
+    from factorgym.agents.backtest import agent_from_spec, stress_agents
     from factorgym.generators.stress import (
         StressSpec,
         generate,
@@ -256,6 +252,7 @@ def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig,
 
     gen, _, _ = load_run(nf_run)
     ew = np.full(panel.N, 1.0 / panel.N)
+    built = [agent_from_spec(a)[0] for a in agents]  # loaded once, reset by every run
     rows = []
     specs = {
         "market factor below its 1% quantile (1 day)": StressSpec(
@@ -275,13 +272,13 @@ def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig,
         summ = loss_summary(portfolio_path_returns(s.paths, ew))
         rows.append({"scenario set": label, "portfolio": "1/N (constant mix, no costs)", **summ})
         if spec.kind != "vol_regime":  # the agents trade through the shocked and crisis paths
-            for name, a_summ in stress_agents(s, agents, panel, seed=cfg.seed).items():
+            for name, a_summ in stress_agents(s, built, panel, seed=cfg.seed).items():
                 rows.append({"scenario set": label, "portfolio": f"agent {name} (after costs)", **a_summ})
         if spec.kind == "crisis":
             result["crisis_comparison"] = realised_comparison(s, panel)
     replay = generate(StressSpec("replay", window="covid-2020"), panel=panel)
     rows.append({"scenario set": "historical replay covid-2020", "portfolio": "1/N (constant mix, no costs)", **loss_summary(portfolio_path_returns(replay.paths, ew))})
-    for name, a_summ in stress_agents(replay, agents, panel, seed=cfg.seed).items():
+    for name, a_summ in stress_agents(replay, built, panel, seed=cfg.seed).items():
         rows.append({"scenario set": "historical replay covid-2020", "portfolio": f"agent {name} (after costs)", **a_summ})
     df = pd.DataFrame(rows)
     atomic_write_text(stress_dir / "loss_summary.csv", df.to_csv(index=False))

@@ -107,27 +107,34 @@ def fit_run(
     panel: ReturnPanel | None = None,
     progress: bool = True,
     force: bool = False,
+    replace: bool = False,
 ) -> tuple[ReturnGenerator, dict[str, Any]]:
     """Fit ``spec`` into ``out_dir`` (or reuse a finished run with the same spec).
+
+    ``force`` refits whatever the folder holds. ``replace`` refits only a run of *another*
+    spec (instead of refusing it); a run of this spec is still reused, or resumed when it
+    was interrupted. Another spec's training state is dropped before refitting: there is
+    nothing in it to resume from.
 
     Returns the fitted generator and the run record (``run.json`` contents).
     """
     out = Path(out_dir)
     record = _read_spec(out)
+    other = record is not None and record.get("spec") != spec.identity()
     if record is not None and not force:
-        if record.get("spec") != spec.identity():
+        if other and not replace:
             raise DataValidationError(
                 f"{out} already holds a different run ({record.get('spec')}); "
                 "choose another --out or pass --force to refit"
             )
-        if record.get("status") == "done" and (out / ARTIFACT_NAME).is_file():
+        if not other and record.get("status") == "done" and (out / ARTIFACT_NAME).is_file():
             from factorgym.generators.base import load_generator
 
             return load_generator(out / ARTIFACT_NAME), record
-    if record is not None and force and record.get("spec") != spec.identity() and (out / "train").is_dir():
+    if other and (out / "train").is_dir():
         import shutil
 
-        shutil.rmtree(out / "train")  # another spec's training state: nothing to resume from
+        shutil.rmtree(out / "train")
     panel = panel if panel is not None else load_source(spec.dataset)
     gen = make_generator(spec.kind, spec.params)
     record = {"spec": spec.identity(), "status": "fitting", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
