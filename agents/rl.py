@@ -89,7 +89,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,15 +103,17 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecMonitor
 
 from factorgym.artifacts import atomic_write_bytes, atomic_write_text
-from factorgym.costs import CostModel
 from factorgym.data import ReturnPanel, Split
-from factorgym.envs.actions import ACTION_MODES, Constraints
-from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market, ObservationConfig
+from factorgym.envs.config import EnvConfig
+from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market
+from factorgym.envs.rollout import rollout
 from factorgym.envs.vec_env import VecPortfolioEnv
 from factorgym.envs.wrappers import episode_statistics
 from factorgym.errors import CheckpointError, DataValidationError, FactorGymError
 from factorgym.features import FeatureConfig, FeatureScaler, compute_features
 from factorgym.generators.base import torch_threads as _torch_threads
+from factorgym.io import is_dataset_name, load_source, same_source
+from factorgym.jsonable import jsonable
 
 if TYPE_CHECKING:
     from factorgym.generators.base import ReturnGenerator
@@ -132,7 +134,6 @@ __all__ = [
     "load_agent",
     "policy_gap",
     "train_agent",
-    "train_agent_cli",
 ]
 
 #: SB3 algorithm classes by name.
@@ -155,44 +156,6 @@ DEFAULT_TD3_NOISE = 0.1
 _PERIODS_PER_YEAR = 252
 
 
-# =========================================================================== JSON helpers
-def _jsonable(o: Any) -> Any:
-    """A JSON-safe copy of ``o``: non-finite floats become ``"inf"``/``"-inf"``/None,
-    arrays lists, classes their qualified names, other objects their ``repr``."""
-    if isinstance(o, Mapping):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, np.generic):
-        return _jsonable(o.item())
-    if isinstance(o, bool) or o is None or isinstance(o, int | str):
-        return o
-    if isinstance(o, float):
-        if math.isnan(o):
-            return None
-        if math.isinf(o):
-            return "inf" if o > 0 else "-inf"
-        return o
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, type):
-        return f"{o.__module__}.{o.__qualname__}"
-    return repr(o)
-
-
-def _num(x: Any) -> Any:
-    """Inverse of :func:`_jsonable` for numbers: ``"inf"``/``"-inf"`` back to floats, recursively."""
-    if isinstance(x, str) and x in ("inf", "-inf"):
-        return float(x)
-    if isinstance(x, list):
-        return [_num(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _num(v) for k, v in x.items()}
-    return x
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -204,168 +167,6 @@ def _save_model(model: BaseAlgorithm, path: Path) -> str:
     data = buf.getvalue()
     atomic_write_bytes(path, data)
     return _sha256(data)
-
-
-# =========================================================================== environment config
-_ENV_KEYS = (
-    "window", "action_mode", "temperature", "constraints", "cost_model", "reward", "reward_kwargs",
-    "risk_free", "ruin_threshold", "features", "feature_scaler", "moments", "initial_weights",
-)  # fmt: skip
-
-
-def _constraints_to_dict(c: Constraints) -> dict[str, Any]:
-    return _jsonable({
-        "long_only": c.long_only, "max_gross_leverage": c.max_gross_leverage, "budget": list(c.budget),
-        "box": None if c.box is None else list(c.box), "max_turnover": c.max_turnover, "tol": c.tol,
-    })  # fmt: skip
-
-
-def _constraints_from_dict(d: Mapping[str, Any]) -> Constraints:
-    d = _num(dict(d))
-    box = d.get("box")
-    return Constraints(
-        long_only=bool(d["long_only"]),
-        max_gross_leverage=float(d["max_gross_leverage"]),
-        budget=(float(d["budget"][0]), float(d["budget"][1])),
-        box=None if box is None else (box[0], box[1]),
-        max_turnover=None if d.get("max_turnover") is None else float(d["max_turnover"]),
-        tol=float(d["tol"]),
-    )
-
-
-def _cost_to_dict(c: CostModel) -> dict[str, Any]:
-    return _jsonable({"buy": np.asarray(c.buy), "sell": np.asarray(c.sell), "impact": np.asarray(c.impact)})
-
-
-def _cost_from_dict(d: Mapping[str, Any]) -> CostModel:
-    def arr(v: Any) -> Any:
-        return np.asarray(v, dtype=np.float64) if isinstance(v, list) else float(v)
-
-    return CostModel(buy=arr(d["buy"]), sell=arr(d["sell"]), impact=arr(d.get("impact", 0.0)))
-
-
-@dataclass(frozen=True)
-class EnvConfig:
-    """Everything that fixes an agent's observation and action spaces and its accounting.
-
-    The fields are the keyword arguments of :class:`~factorgym.envs.PortfolioEnv` (and of
-    :class:`~factorgym.envs.vec_env.VecPortfolioEnv`) except the market; :meth:`kwargs` gives
-    them back. The configuration round-trips through JSON (:meth:`to_dict`,
-    :meth:`from_dict`), which is how an agent's environment is rebuilt exactly for a backtest.
-
-    Parameters
-    ----------
-    window, action_mode, temperature, constraints, cost_model, reward, reward_kwargs,
-    risk_free, ruin_threshold, features, feature_scaler, moments, initial_weights
-        As for :class:`~factorgym.envs.PortfolioEnv`. ``reward`` must be a registered reward
-        name (a custom ``Reward`` object cannot be saved). ``cost_model=None`` and
-        ``constraints=None`` are resolved to the environment's defaults, so the saved
-        configuration states the rates and constraints actually used.
-    """
-
-    window: int = 20
-    action_mode: str = "softmax"
-    temperature: float = 0.25
-    constraints: Constraints | None = None
-    cost_model: CostModel | None = None
-    reward: str = "log"
-    reward_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    risk_free: float = 0.0
-    ruin_threshold: float = 0.01
-    features: FeatureConfig | None = None
-    feature_scaler: FeatureScaler | None = None
-    moments: str | None = None
-    initial_weights: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.action_mode not in ACTION_MODES:
-            raise FactorGymError(f"unknown action_mode {self.action_mode!r}; expected one of {', '.join(ACTION_MODES)}")
-        if not isinstance(self.reward, str):
-            raise FactorGymError(
-                "reward must be a registered reward name (with reward_kwargs), not a Reward object, "
-                "so that the agent's environment can be saved and rebuilt"
-            )
-        if int(self.window) < 1:
-            raise FactorGymError(f"window must be at least 1 day, got {self.window}")
-        # resolve defaults so that the sidecar records what was actually used
-        if self.constraints is None:
-            c = Constraints.long_short() if self.action_mode == "long_short" else Constraints()
-            object.__setattr__(self, "constraints", c)
-        if self.cost_model is None:
-            object.__setattr__(self, "cost_model", CostModel())
-        object.__setattr__(self, "window", int(self.window))
-        object.__setattr__(self, "reward_kwargs", dict(self.reward_kwargs))
-        if self.initial_weights is not None:
-            object.__setattr__(self, "initial_weights", tuple(float(x) for x in self.initial_weights))
-
-    @classmethod
-    def coerce(cls, value: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
-        """An :class:`EnvConfig` from itself, ``None`` (defaults) or a mapping of env kwargs.
-
-        Mapping values may be the objects (``CostModel``, ``Constraints``, ``FeatureConfig``,
-        ``FeatureScaler``) or their JSON forms.
-        """
-        if value is None:
-            return cls()
-        if isinstance(value, EnvConfig):
-            return value
-        if not isinstance(value, Mapping):
-            raise FactorGymError(f"env_kwargs must be a mapping or an EnvConfig, got {type(value).__name__}")
-        unknown = sorted(set(value) - set(_ENV_KEYS))
-        if unknown:
-            raise FactorGymError(f"unknown environment options {unknown}; accepted: {', '.join(_ENV_KEYS)}")
-        return cls.from_dict(value)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EnvConfig:
-        """Inverse of :meth:`to_dict` (also accepts the objects themselves as values)."""
-        kw = dict(d)
-        c = kw.get("constraints")
-        if isinstance(c, Mapping):
-            kw["constraints"] = _constraints_from_dict(c)
-        cm = kw.get("cost_model")
-        if isinstance(cm, Mapping):
-            kw["cost_model"] = _cost_from_dict(cm)
-        f = kw.get("features")
-        if isinstance(f, Mapping):
-            kw["features"] = FeatureConfig.from_dict(dict(f))
-        s = kw.get("feature_scaler")
-        if isinstance(s, Mapping):
-            kw["feature_scaler"] = FeatureScaler.from_dict(dict(s))
-        if "reward_kwargs" in kw:
-            kw["reward_kwargs"] = _num(dict(kw["reward_kwargs"] or {}))
-        try:
-            return cls(**{k: v for k, v in kw.items() if k in _ENV_KEYS})
-        except (TypeError, ValueError, KeyError) as exc:
-            raise FactorGymError(f"bad environment configuration: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (the ``env`` entry of ``agent.json``)."""
-        assert self.constraints is not None and self.cost_model is not None
-        return {
-            "window": self.window,
-            "action_mode": self.action_mode,
-            "temperature": self.temperature,
-            "constraints": _constraints_to_dict(self.constraints),
-            "cost_model": _cost_to_dict(self.cost_model),
-            "reward": self.reward,
-            "reward_kwargs": _jsonable(self.reward_kwargs),
-            "risk_free": self.risk_free,
-            "ruin_threshold": self.ruin_threshold,
-            "features": None if self.features is None else self.features.to_dict(),
-            "feature_scaler": None if self.feature_scaler is None else self.feature_scaler.to_dict(),
-            "moments": self.moments,
-            "initial_weights": None if self.initial_weights is None else list(self.initial_weights),
-        }
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``PortfolioEnv`` / ``VecPortfolioEnv`` (without the market)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @property
-    def observation_config(self) -> ObservationConfig:
-        """The observation part of the configuration."""
-        return ObservationConfig(self.window, self.features, self.feature_scaler, self.moments)  # type: ignore[arg-type]
 
 
 def check_compatible(algo: str, action_mode: str, action_space: spaces.Space | None = None) -> None:
@@ -452,7 +253,7 @@ class MarketSpec:
         panel : ReturnPanel, optional
             The dataset's panel, if already loaded (it must be the dataset named here).
         """
-        from factorgym.runs import load_run, load_source
+        from factorgym.generators.runs import load_run
 
         if self.source.startswith(IN_MEMORY) or (panel is None and str(self.dataset or "").startswith(IN_MEMORY)):
             raise FactorGymError(
@@ -480,7 +281,7 @@ class MarketSpec:
                         "overlaps the generator's training or selection rows (omit the split to use the run's)"
                     )
             run_dataset = spec.get("dataset")
-            if dataset is not None and run_dataset is not None and not _same_source(dataset, run_dataset):
+            if dataset is not None and run_dataset is not None and not same_source(dataset, run_dataset):
                 raise DataValidationError(
                     f"dataset {dataset!r} differs from the dataset {run_dataset!r} the generator run was fitted on"
                 )
@@ -488,23 +289,13 @@ class MarketSpec:
             train_end = train_end or spec.get("train_end")
             val_end = val_end or spec.get("val_end")
         dataset = dataset or "sp500"
-        if _is_path(dataset):
+        if not is_dataset_name(dataset):
             dataset = str(Path(dataset).expanduser().resolve())
         split = Split(train_end or Split.train_end, val_end or Split.val_end)
         if panel is None:
             panel = load_source(dataset)
         resolved = replace(self, source=source, dataset=dataset, train_end=split.train_end, val_end=split.val_end)
         return Markets(resolved, panel, split, generator, run_info)
-
-
-def _is_path(source: str) -> bool:
-    return "/" in source or "." in source
-
-
-def _same_source(a: str, b: str) -> bool:
-    if _is_path(a) and _is_path(b):
-        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-    return a == b
 
 
 @dataclass
@@ -595,7 +386,7 @@ class Markets:
         d["kind"] = "historical" if self.generator is None else "generative"
         d.update(self.info)
         d["train_rows"] = list(self.rows("train"))
-        return _jsonable(d)
+        return jsonable(d)
 
 
 def _fit_train_scaler(markets: Markets, features: FeatureConfig) -> FeatureScaler:
@@ -724,43 +515,25 @@ def _rollout(
     starts: Sequence[int] | None,
     deterministic: bool,
 ) -> PolicyEvaluation:
-    """One episode per path of ``env`` (paths that finish early idle until all have)."""
-    n = env.num_envs
-    env.seed(seed)
-    if starts is not None:
-        env.set_options([{"start": int(s)} for s in starts])
-    obs = env.reset()
-    first = list(env.reset_infos)
-    state: Any = None
-    episode_start = np.ones(n, dtype=bool)
-    running = np.ones(n, dtype=bool)
-    net, turn, cost = [], [], []
-    length = np.zeros(n, dtype=np.int64)
-    final_wealth = np.ones(n)
-    while running.any():
-        action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
-        obs, _, dones, infos = env.step(np.asarray(action))
-        net.append([i["net_return"] for i in infos])
-        turn.append([i["turnover"] for i in infos])
-        cost.append([i["cost"] for i in infos])
-        length[running] += 1
-        ended = running & dones
-        for p in np.flatnonzero(ended).tolist():
-            final_wealth[p] = infos[p]["wealth"]
-        running &= ~dones
-        episode_start = dones
-    R, TO, C = np.asarray(net), np.asarray(turn), np.asarray(cost)
+    """One episode per path of ``env`` through :func:`~factorgym.envs.rollout.rollout`, scored per episode."""
+    run = rollout(
+        policy, env, options=None if starts is None else [{"start": int(s)} for s in starts],
+        seed=seed, deterministic=deterministic,
+    )  # fmt: skip
+    final_wealth = run.final_wealth()
     rows, rets = [], []
-    for p in range(n):
-        k = int(length[p])
-        stats = episode_statistics(R[:k, p], TO[:k, p], C[:k, p], _PERIODS_PER_YEAR)
+    for p in range(run.n_paths):
+        alive = run.alive[:, p]
+        k = int(alive.sum())
+        r, to, c = run.net_return[alive, p], run.turnover[alive, p], run.cost[alive, p]
+        stats = episode_statistics(r, to, c, _PERIODS_PER_YEAR)
         lw = float(np.log(max(final_wealth[p], 1e-12)))
         rows.append({
-            "start_date": first[p]["start_date"], "episode_seed": first[p]["episode_seed"], "days": k,
+            "start_date": run.start_dates[p], "episode_seed": run.episode_seeds[p], "days": k,
             "log_wealth": lw, "ann_log_growth": lw * _PERIODS_PER_YEAR / k,
             **{key: v for key, v in stats.items() if key != "days"},
         })  # fmt: skip
-        rets.append(R[:k, p].copy())
+        rets.append(r.copy())
     return PolicyEvaluation(pd.DataFrame(rows), tuple(rets), repr(env.engine.market))
 
 
@@ -944,7 +717,7 @@ class ValidationCallback(BaseCallback):
             self.best_sha256 = _save_model(self.model, self.out_dir / BEST_NAME)
         self.logger.record("eval/best_mean_log_wealth", self.best_mean_log_wealth)
         self.logger.dump(self.num_timesteps)
-        atomic_write_text(self.out_dir / EVALS_NAME, json.dumps(_jsonable(self.evaluations), indent=1))
+        atomic_write_text(self.out_dir / EVALS_NAME, json.dumps(jsonable(self.evaluations), indent=1))
         self.eval_seconds += time.perf_counter() - t0
         if self._log is not None:
             self._log(
@@ -1293,7 +1066,7 @@ def train_agent(
         "n_envs": int(n_envs),
         "total_timesteps": int(total_timesteps),
         "num_timesteps": int(model.num_timesteps),
-        "algo_kwargs": _jsonable(kw),
+        "algo_kwargs": jsonable(kw),
         "evaluation": {
             "part": "val",
             "eval_freq": int(eval_freq),
@@ -1313,7 +1086,7 @@ def train_agent(
         "torch_threads": threads,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    text = json.dumps(_jsonable(record), indent=2)
+    text = json.dumps(jsonable(record), indent=2)
     atomic_write_text(out / META_NAME, text)
     meta = AgentMeta.from_dict(json.loads(text))  # exactly what load_agent will read
     return TrainedAgent(model, meta, out, list(val.evaluations), markets)
@@ -1391,96 +1164,3 @@ def load_agent(
     if want and got != want:
         raise CheckpointError(f"{model_file} observes {got}, but {META_NAME} records {want}")
     return model, meta
-
-
-# =========================================================================== CLI body
-def train_agent_cli(
-    algo: str,
-    market: str = "historical",
-    out: str | Path | None = None,
-    timesteps: int = 100_000,
-    seed: int = 0,
-    n_envs: int = 8,
-    dataset: str | None = None,
-    train_end: str | None = None,
-    val_end: str | None = None,
-    horizon: int = 252,
-    window: int = 20,
-    action_mode: str = "softmax",
-    reward: str = "log",
-    buy_cost: float = 7.5e-4,
-    sell_cost: float = 12.5e-4,
-    eval_freq: int = 10_000,
-    eval_episodes: int = 5,
-    params: Sequence[str] | None = None,
-    env_params: Sequence[str] | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
-    torch_threads: int | None = 1,
-    echo: Callable[[str], None] = print,
-) -> TrainedAgent:
-    """Body of ``factorgym train-agent ALGO --market RUN_OR_historical --out DIR ...``.
-
-    Plain arguments, so the CLI only declares options. ``params`` are SB3 keyword arguments
-    and ``env_params`` further environment options, both as ``key=value`` with JSON values
-    (``--set learning_rate=3e-4 --set 'policy_kwargs={"net_arch": [64, 64]}'``,
-    ``--env temperature=0.5``). Prints a summary through ``echo``; user errors raise
-    :class:`~factorgym.errors.FactorGymError` (the CLI turns them into exit status 2).
-
-    Registration sketch for ``factorgym.cli``::
-
-        @app.command("train-agent")
-        def train_agent_cmd(
-            algo: Annotated[str, typer.Argument(help="ppo, sac, a2c or td3.")],
-            market: Annotated[str, typer.Option("--market", help="historical or a generator run folder.")] = "historical",
-            out: Annotated[Path | None, typer.Option("--out")] = None,
-            timesteps: Annotated[int, typer.Option("--timesteps")] = 100_000,
-            seed: Annotated[int, typer.Option("--seed")] = 0,
-            ...  # one option per argument below
-        ) -> None:
-            from factorgym.agents.rl import train_agent_cli
-            train_agent_cli(algo, market, out, timesteps, seed, ...)
-    """
-    from factorgym.runs import parse_params
-
-    algo = str(algo).lower()
-    if algo not in ALGOS:
-        raise FactorGymError(f"unknown RL algorithm {algo!r}; expected one of {', '.join(ALGOS)}")
-    env_kw: dict[str, Any] = {
-        "window": window, "action_mode": action_mode, "reward": reward,
-        "cost_model": CostModel(buy=buy_cost, sell=sell_cost),
-    }  # fmt: skip
-    extra = parse_params(list(env_params or []))
-    clash = sorted(set(extra) & {"window", "action_mode", "reward"})
-    if clash:
-        raise FactorGymError(f"set {', '.join(clash)} with their own options, not --env")
-    if "cost_model" in extra or "constraints" in extra or "features" in extra:
-        for k in ("cost_model", "constraints", "features"):
-            if k in extra and not isinstance(extra[k], Mapping | type(None)):
-                raise FactorGymError(f"--env {k}= must be a JSON object")
-    env_kw.update(extra)
-    spec = MarketSpec(market, dataset=dataset, train_end=train_end, val_end=val_end, horizon=horizon)
-    if out is None:
-        tag = "historical" if spec.is_historical else Path(market).name
-        out = Path("runs") / "agents" / f"{algo}-{tag}-s{seed}"
-    agent = train_agent(
-        algo, spec, out_dir=out, total_timesteps=timesteps, n_envs=n_envs, seed=seed, env_kwargs=env_kw,
-        algo_kwargs=parse_params(list(params or [])), eval_freq=eval_freq, eval_episodes=eval_episodes,
-        progress=progress, overwrite=overwrite, torch_threads=torch_threads,
-    )
-    r = agent.meta.record
-    ev = r["evaluation"]
-    lines = [
-        f"{algo} on {r['market'].get('kind')} market ({Path(market).name if not spec.is_historical else 'historical'}): "
-        f"{r['num_timesteps']:,} steps in {r['seconds']['learn']:.1f}s ({r['train_steps_per_second']:,.0f} steps/s)",
-    ]
-    if ev["best_timestep"] is not None:
-        last = ev["last"]
-        lines.append(
-            f"validation ({len(ev['start_rows'])} x {ev['horizon']}-day episodes): final mean log-wealth "
-            f"{last['mean_log_wealth']:+.4f}, best {ev['best_mean_log_wealth']:+.4f} at step {ev['best_timestep']:,}"
-        )
-    lines.append(f"saved -> {agent.path}  (tensorboard --logdir {agent.path / 'tb'})")
-    for ln in lines:
-        echo(ln)
-    return agent

@@ -38,9 +38,9 @@ from pathlib import Path
 import pandas as pd
 
 from factorgym import __version__, load_dataset
-from factorgym.agents.backtest import backtest_cli
 from factorgym.agents.rl import train_agent
-from factorgym.runs import RunSpec, fit_run
+from factorgym.app.backtest import backtest_cli
+from factorgym.generators.runs import RunSpec, fit_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

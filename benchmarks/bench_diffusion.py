@@ -238,7 +238,7 @@ def bench_sp500(
     except Exception as exc:  # noqa: BLE001 - a reference that fails is reported, not fatal
         print(f"  (official baselines unavailable: {type(exc).__name__}: {exc})")
     if nf_run is not None:  # NeuralFactors on the same days and scenario count (where diffusion loses)
-        from factorgym.runs import load_run
+        from factorgym.generators.runs import load_run
 
         nf, _, _ = load_run(nf_run)
         preds = nf.predict_windows(_windows(R, days, nf.min_history))
@@ -282,15 +282,15 @@ def bench_sp500(
 def bench_eval(out_dir: Path, nf_run: Path | None, stride: int, threads: int | None) -> dict[str, Any]:
     """``evaluate_generator`` on every ``stride``-th test day for the fitted sp500 model (and
     NeuralFactors on the same days), 500 samples and 500 moment draws per day."""
-    from factorgym.evaluation import evaluate_generator, reports_table, to_markdown
     from factorgym.generators.base import load_generator
+    from factorgym.generators.evaluation import evaluate_generator, reports_table, to_markdown
 
     panel, split = load_dataset("sp500"), Split()
     gen = load_generator(out_dir / "diffusion.zip")
     gen.config = gen.config.replace(num_threads=threads, n_moment_samples=500)
     models: dict[str, Any] = {"diffusion": gen}
     if nf_run is not None:
-        from factorgym.runs import load_run
+        from factorgym.generators.runs import load_run
 
         models["neuralfactors"] = load_run(nf_run)[0]
     print(f"\n## evaluate_generator on every {stride}th test day ({_load()})")

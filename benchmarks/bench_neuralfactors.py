@@ -17,7 +17,7 @@ NLL conventions (NeuralFactors eq. 10-11): ``NLL_joint = -(log p(r) + sum_i log 
 nats per asset per day, with ``log p`` the 100-sample importance-sampled (CIWAE) estimate, and
 ``NLL_ind`` the mean per-asset marginal NLL. Two scales are reported: ``per_asset`` (``s_i`` each
 asset's train-period std, ddof=1) and ``pooled`` (one train std over all assets, the paper's
-footnote 3 and the default of :mod:`factorgym.evaluation`); they differ by a constant
+footnote 3 and the default of :mod:`factorgym.generators.evaluation`); they differ by a constant
 ``log s_pooled - mean_i log s_i`` (0.116 on sp500). Day ``d`` is predicted from rows ``< d``.
 """
 
@@ -119,7 +119,7 @@ def evaluate_model(model: NeuralFactors, panel: ReturnPanel, split: Split, full_
         for ref in ("lw63", "lw252"):
             res[part][ref] = scaled_scores({"joint": ref_logprobs(panel, days, ref)}, panel, split, dates)
     if full_eval:
-        from factorgym.evaluation import evaluate_generator
+        from factorgym.generators.evaluation import evaluate_generator
 
         t = time.perf_counter()
         rep = evaluate_generator(model, panel, split, "test", n_samples=500, rng=np.random.default_rng(0), sim_paths=50, progress=False)
@@ -311,7 +311,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--only", nargs="*", default=None, help="ablation names containing these strings")
-    p.add_argument("--full-eval", action="store_true", help="also run factorgym.evaluation on the test split")
+    p.add_argument("--full-eval", action="store_true", help="also run factorgym.generators.evaluation on the test split")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "neuralfactors")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ from factorgym.agents.rl import (
     policy_gap,
     train_agent,
 )
-from factorgym.runs import RunSpec, fit_run
+from factorgym.generators.runs import RunSpec, fit_run
 
 
 @dataclass

@@ -298,7 +298,8 @@ def generate(spec: StressSpec, *, generator: Any | None = None, panel: ReturnPan
     ``generator`` / ``panel`` may be passed to avoid reloading (they must be the ones the
     spec names); otherwise they are loaded from ``spec.run`` / ``spec.dataset``.
     """
-    from factorgym.runs import load_run, load_source
+    from factorgym.generators.runs import load_run
+    from factorgym.io import load_source
 
     panel = panel if panel is not None else load_source(spec.dataset)
     rng = np.random.default_rng(spec.seed)
@@ -405,7 +406,7 @@ class ScenarioReplay:
 
     ``simulator_window`` returns a simulator whose path ``p`` steps through scenario ``p``
     day by day (the windows and random streams it is given are ignored: the paths are
-    fixed). Used by :func:`factorgym.agents.backtest.stress_agents` to run saved agents
+    fixed). Used by :func:`factorgym.app.backtest.stress_agents` to run saved agents
     through stress paths with the environment's accounting and costs.
     """
 

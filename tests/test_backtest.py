@@ -15,7 +15,11 @@ import pytest
 from helpers_env import GaussianARGenerator, fitted_generator, make_panel
 
 from factorgym import metrics as M
-from factorgym.agents.backtest import (
+from factorgym.agents.baselines import BuyAndHold, EqualWeight, market_metrics
+from factorgym.agents.estimators import GeneratorSource, HistoricalSource
+from factorgym.agents.optimizers import MeanCVaR, MeanVariance, MinVariance
+from factorgym.agents.protocol import Agent
+from factorgym.app.backtest import (
     AgentSpec,
     BacktestAgent,
     BacktestConfig,
@@ -29,17 +33,13 @@ from factorgym.agents.backtest import (
     sb3_agent,
     synthetic_episode_seeds,
 )
-from factorgym.agents.baselines import BuyAndHold, EqualWeight, market_metrics
-from factorgym.agents.estimators import GeneratorSource, HistoricalSource
-from factorgym.agents.optimizers import MeanCVaR, MeanVariance, MinVariance
-from factorgym.agents.protocol import Agent
 from factorgym.costs import CostModel
 from factorgym.data import ReturnPanel, Split
 from factorgym.envs.actions import Constraints
 from factorgym.envs.markets import HistoricalMarket
 from factorgym.envs.portfolio_env import PortfolioEnv
 from factorgym.errors import DataValidationError, FactorGymError
-from factorgym.runs import RunSpec, fit_run
+from factorgym.generators.runs import RunSpec, fit_run
 
 T, N = 260, 4
 VAL_END_ROW = 219  # the real path starts here (the last pre-test day); test = rows 220..259

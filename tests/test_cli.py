@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from factorgym import cli
+from factorgym.app import cli
 from factorgym.data import SP500_SECTORS
 from factorgym.errors import DataValidationError
 
@@ -21,7 +21,7 @@ def _run(*args: str, columns: int = 60) -> subprocess.CompletedProcess[str]:
     """The real entry point in a fresh interpreter, on a narrow 'terminal'."""
     env = {**os.environ, "COLUMNS": str(columns)}
     return subprocess.run(
-        [sys.executable, "-m", "factorgym.cli", *args], capture_output=True, text=True, timeout=120, env=env
+        [sys.executable, "-m", "factorgym.app.cli", *args], capture_output=True, text=True, timeout=120, env=env
     )
 
 
@@ -75,7 +75,7 @@ def test_console_script_points_at_main() -> None:
     eps = [ep for ep in entry_points(group="console_scripts") if ep.name == "factorgym"]
     if not eps:
         pytest.skip("factorgym is not installed as a distribution")
-    assert eps[0].value == "factorgym.cli:main" and eps[0].load() is cli.main
+    assert eps[0].value == "factorgym.app.cli:main" and eps[0].load() is cli.main
 
 
 # ---------------------------------------------------------------------------- in-process
@@ -222,7 +222,7 @@ def test_exit_codes_of_each_outcome(scratch_app: typer.Typer, capsys: pytest.Cap
 # ---------------------------------------------------------------------------- stress
 @pytest.fixture(scope="module")
 def lw_sp500(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from factorgym.runs import RunSpec, fit_run
+    from factorgym.generators.runs import RunSpec, fit_run
 
     out = tmp_path_factory.mktemp("runs") / "lw"
     fit_run(RunSpec(kind="ledoit_wolf", dataset="sp500"), out, progress=False)

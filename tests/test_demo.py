@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from factorgym.demo import DemoConfig, run_demo
+from factorgym.app.demo import DemoConfig, run_demo
 
 
 def _tiny(out: Path) -> DemoConfig:

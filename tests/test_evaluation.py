@@ -1,4 +1,4 @@
-"""Tests of factorgym.evaluation with the small Gaussian test generator."""
+"""Tests of factorgym.generators.evaluation with the small Gaussian test generator."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from scipy import stats
 from factorgym import metrics as M
 from factorgym.data import ReturnPanel, Split, synthetic_factor_panel
 from factorgym.errors import DataValidationError
-from factorgym.evaluation import (
+from factorgym.generators.base import Predictive, SamplePredictive
+from factorgym.generators.evaluation import (
     GeneratorReport,
     evaluate_generator,
     reports_table,
     save_reports,
     to_markdown,
 )
-from factorgym.generators.base import Predictive, SamplePredictive
 
 T, N, TRAIN, VAL = 420, 4, 200, 240  # 180 test days
 

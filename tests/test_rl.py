@@ -29,16 +29,16 @@ from factorgym.agents.rl import (
     load_agent,
     policy_gap,
     train_agent,
-    train_agent_cli,
 )
+from factorgym.app.train import train_agent_cli
 from factorgym.costs import CostModel
 from factorgym.data import Split
 from factorgym.envs import Constraints, GenerativeMarket, HistoricalMarket, PortfolioEnv
 from factorgym.envs.vec_env import VecPortfolioEnv
 from factorgym.errors import CheckpointError, DataValidationError, FactorGymError
 from factorgym.features import FeatureConfig
+from factorgym.generators.runs import RunSpec, fit_run
 from factorgym.io import write_panel
-from factorgym.runs import RunSpec, fit_run
 
 TINY_PPO = {"n_steps": 64, "batch_size": 64, "n_epochs": 4, "policy_kwargs": {"net_arch": [32]}}
 HORIZON = 32
@@ -397,7 +397,7 @@ def test_ppo_learns_to_hold_the_asset_with_the_highest_drift(tmp_path):
 
 def test_backtest_spec_loads_the_validation_selected_model_by_default(ppo, tmp_path, monkeypatch):
     import factorgym.agents.rl as rl
-    from factorgym.agents.backtest import agent_from_spec
+    from factorgym.app.backtest import agent_from_spec
 
     asked: list[str] = []
 

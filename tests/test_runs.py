@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from factorgym.errors import DataValidationError
-from factorgym.runs import RunSpec, fit_run
+from factorgym.generators.runs import RunSpec, fit_run
 
 
 def test_fit_run_reuses_refuses_and_replaces(tmp_path: Path) -> None:

@@ -127,10 +127,11 @@ def test_saved_set_round_trips_and_regenerates_exactly(tmp_path, panel, monkeypa
     assert back.spec == spec and back.assets == s.assets
     np.testing.assert_array_equal(back.paths, s.paths)
     # regenerate from the stored specification alone (run and dataset resolved by name)
-    import factorgym.runs as runs
+    import factorgym.generators.runs as runs
+    import factorgym.io as fio
 
     monkeypatch.setattr(runs, "load_run", lambda path: (gen, None, "fake"))
-    monkeypatch.setattr(runs, "load_source", lambda source: panel)
+    monkeypatch.setattr(fio, "load_source", lambda source: panel)
     again = regenerate(p)
     np.testing.assert_array_equal(again.paths, s.paths)
 
@@ -159,8 +160,8 @@ def test_replay_of_named_window() -> None:
 
 
 def test_agents_run_through_scenario_paths_with_costs_and_no_look_ahead(panel) -> None:
-    from factorgym.agents.backtest import BacktestAgent, stress_agents
     from factorgym.agents.baselines import EqualWeight
+    from factorgym.app.backtest import BacktestAgent, stress_agents
     from factorgym.costs import CostModel
     from factorgym.generators.stress import ScenarioSet
 

@@ -23,7 +23,6 @@ usage-error classes are imported from there; ``typer.Abort`` and ``typer.Exit`` 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,12 +68,7 @@ def print_wide(renderable: RenderableType) -> None:
     Console(width=max(probe.width, required_width(renderable, probe))).print(renderable)
 
 
-def _is_dataset_name(source: str) -> bool:
-    """A bare word (no ``.``, no path separator) names an embedded dataset; anything else is a path."""
-    return "." not in source and "/" not in source and os.sep not in source
-
-
-def load_source(
+def read_dataset_arg(
     source: str,
     *,
     kind: Literal["auto", "prices", "returns"] = "auto",
@@ -86,29 +80,21 @@ def load_source(
     static: Sequence[str] = (),
     date_format: str | None = None,
 ) -> tuple[ReturnPanel, FileFormat | None]:
-    """An embedded dataset (by name) or a data file (by path), with the file's format.
+    """:func:`factorgym.io.read_source` with the file options named by their command-line flags
+    in the error when they are given for an embedded dataset."""
+    from factorgym.io import is_dataset_name, read_source
 
-    Commands that take a dataset argument share this so that ``sp500`` and ``prices.csv``
-    work everywhere alike.
-    """
     file_opts = {
         "--kind": kind != "auto", "--layout": layout != "auto", "--date-col": date_col, "--asset-col": asset_col,
         "--value-col": value_col, "--exog": exog, "--static": static, "--date-format": date_format,
-    }
-    if _is_dataset_name(source):
-        used = [k for k, v in file_opts.items() if v]
-        if used:
-            raise typer.BadParameter(f"{', '.join(used)} appl{'y' if len(used) > 1 else 'ies'} to data files, not to the embedded dataset {source!r}")
-        from factorgym.data import load_dataset
-
-        return load_dataset(source), None
-    from factorgym.io import read_panel_file
-
-    pf = read_panel_file(
-        Path(source), kind=kind, layout=layout, date_col=date_col, asset_col=asset_col, value_col=value_col,
+    }  # fmt: skip
+    used = [k for k, v in file_opts.items() if v]
+    if is_dataset_name(source) and used:
+        raise typer.BadParameter(f"{', '.join(used)} appl{'y' if len(used) > 1 else 'ies'} to data files, not to the embedded dataset {source!r}")
+    return read_source(
+        source, kind=kind, layout=layout, date_col=date_col, asset_col=asset_col, value_col=value_col,
         exog_cols=tuple(exog), static_cols=tuple(static), date_format=date_format,
-    )
-    return pf.panel, pf.format
+    )  # fmt: skip
 
 
 SourceArg = Annotated[
@@ -154,7 +140,7 @@ def data_show(
     """Print dates, assets, missing values, exogenous series and per-asset statistics."""
     from factorgym.reporting import panel_report
 
-    panel, fmt = load_source(
+    panel, fmt = read_dataset_arg(
         source, kind=kind, layout=layout, date_col=date_col, asset_col=asset_col, value_col=value_col,
         exog=exog or (), static=static or (), date_format=date_format,
     )
@@ -186,7 +172,8 @@ def fit(
     Re-running with the same settings reuses the finished run; an interrupted fit resumes
     from its checkpoint in RUN/train/.
     """
-    from factorgym.runs import RunSpec, fit_run, parse_params
+    from factorgym.app.specs import parse_params
+    from factorgym.generators.runs import RunSpec, fit_run
 
     spec = RunSpec(kind=generator, dataset=dataset, train_end=train_end, val_end=val_end, seed=seed, params=parse_params(params))
     out_dir = out or Path("runs") / generator
@@ -210,8 +197,14 @@ def evaluate_generators(
     import numpy as np
 
     from factorgym.data import Split
-    from factorgym.evaluation import evaluate_generator, reports_table, save_reports, to_markdown
-    from factorgym.runs import load_run, load_source
+    from factorgym.generators.evaluation import (
+        evaluate_generator,
+        reports_table,
+        save_reports,
+        to_markdown,
+    )
+    from factorgym.generators.runs import load_run
+    from factorgym.io import load_source
 
     if split_part not in ("val", "test"):
         raise typer.BadParameter(f"--split must be val or test, got {split_part!r}")
@@ -239,7 +232,7 @@ def evaluate_generators(
 # ---------------------------------------------------------------------------- agents
 @app.command("backtest")
 def backtest(
-    agents: Annotated[list[str], typer.Argument(help="Agent specs, e.g. equal_weight mv:ledoit_wolf cvar:runs/neuralfactors sb3:runs/agents/ppo (see factorgym.agents.backtest).")],
+    agents: Annotated[list[str], typer.Argument(help="Agent specs, e.g. equal_weight mv:ledoit_wolf cvar:runs/neuralfactors sb3:runs/agents/ppo (see factorgym.app.backtest).")],
     generator: Annotated[list[Path] | None, typer.Option("--generator", "-g", help="Generator run folder for synthetic paths (repeatable).")] = None,
     dataset: Annotated[str, typer.Option(help="Embedded dataset name or CSV/Parquet path.")] = "sp500",
     out: Annotated[Path, typer.Option(help="Output folder (tables, daily series, report.html).")] = Path("runs/backtest"),
@@ -259,7 +252,7 @@ def backtest(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
 ) -> None:
     """Backtest agents on the real held-out test path and on synthetic paths of each generator."""
-    from factorgym.agents.backtest import backtest_cli
+    from factorgym.app.backtest import backtest_cli
 
     backtest_cli(
         agents, generator or [], dataset=dataset, out=out, train_end=train_end, val_end=val_end, test_end=test_end,
@@ -293,7 +286,7 @@ def train_agent(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing agent folder.")] = False,
 ) -> None:
     """Train a stable-baselines3 agent in a generator market or on historical replay, validating on real data."""
-    from factorgym.agents.rl import train_agent_cli
+    from factorgym.app.train import train_agent_cli
 
     train_agent_cli(
         algo, market, out, timesteps, seed, n_envs, dataset, train_end, val_end, horizon, window, action_mode, reward,
@@ -371,7 +364,7 @@ def stress(
         read_scenarios,
         realised_comparison,
     )
-    from factorgym.runs import load_source
+    from factorgym.io import load_source
 
     if from_file is not None:
         if kind is not None:
@@ -401,7 +394,7 @@ def stress(
         label, w = _read_weights(p, s.assets)
         rows[label] = loss_summary(portfolio_path_returns(s.paths, w))
     if agent:
-        from factorgym.agents.backtest import stress_agents
+        from factorgym.app.backtest import stress_agents
 
         for name, summ in stress_agents(s, list(agent), panel, seed=spec.seed).items():
             rows[f"agent {name} (after costs)"] = summ
@@ -427,7 +420,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
 ) -> None:
     """The main job: fit generators, evaluate them, backtest agents, train PPO, stress, write report.html."""
-    from factorgym.demo import DemoConfig, run_demo
+    from factorgym.app.demo import DemoConfig, run_demo
 
     run_demo(DemoConfig(out=str(out), seed=seed))
 

@@ -32,7 +32,7 @@ from rich.console import Console
 
 from factorgym.artifacts import atomic_write_text
 from factorgym.data import ReturnPanel, Split, load_dataset
-from factorgym.runs import RunSpec, fit_run
+from factorgym.generators.runs import RunSpec, fit_run
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -197,9 +197,9 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
 
 # ------------------------------------------------------------------------------- stages
 def _evaluate(runs: dict[str, Path], panel: ReturnPanel, split: Split, eval_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
-    from factorgym.evaluation import evaluate_generator, reports_table, save_reports
+    from factorgym.generators.evaluation import evaluate_generator, reports_table, save_reports
+    from factorgym.generators.runs import load_run
     from factorgym.metrics import calibration_curve, calibration_levels
-    from factorgym.runs import load_run
 
     reports = []
     curves: dict[str, dict[str, list[float]]] = {}
@@ -230,7 +230,7 @@ def _train_ppo(nf_run: Path, ppo_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
 
 
 def _backtest(agents: list[str], gens: list[Path], bt_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
-    from factorgym.agents.backtest import backtest_cli
+    from factorgym.app.backtest import backtest_cli
 
     backtest_cli(
         agents, gens, dataset="sp500", out=bt_dir, n_paths=cfg.backtest_paths, horizon=cfg.backtest_horizon,
@@ -240,7 +240,8 @@ def _backtest(agents: list[str], gens: list[Path], bt_dir: Path, cfg: DemoConfig
 
 
 def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig, agents: list[str]) -> dict[str, Any]:
-    from factorgym.agents.backtest import agent_from_spec, stress_agents
+    from factorgym.app.backtest import agent_from_spec, stress_agents
+    from factorgym.generators.runs import load_run
     from factorgym.generators.stress import (
         StressSpec,
         generate,
@@ -248,7 +249,6 @@ def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig,
         portfolio_path_returns,
         realised_comparison,
     )
-    from factorgym.runs import load_run
 
     gen, _, _ = load_run(nf_run)
     ew = np.full(panel.N, 1.0 / panel.N)

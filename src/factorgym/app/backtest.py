@@ -65,7 +65,7 @@ wealth in cash, and the comparison with 1/N would be about leverage, not about t
 Ledoit-Wolf covariance) or ``james_stein`` (James-Stein mean, Ledoit-Wolf covariance); for
 ``cvar`` the scenarios are the window's observed days (historical simulation;
 ``historical`` is an alias of ``ledoit_wolf`` there). Any other ``ARG`` is a generator run
-folder or artifact (:func:`factorgym.runs.load_run`): the agent then uses the generator's
+folder or artifact (:func:`factorgym.generators.runs.load_run`): the agent then uses the generator's
 predictive distribution (:class:`~factorgym.agents.estimators.GeneratorSource`); write
 ``./NAME`` for a run folder that is named like an estimator.
 
@@ -87,7 +87,6 @@ period, the default when training kept one; ``final``: the last one). Examples::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -110,6 +109,7 @@ from factorgym.costs import CostModel
 from factorgym.data import ReturnPanel, Split
 from factorgym.envs.actions import ACTION_MODES, Constraints
 from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market
+from factorgym.envs.rollout import PathRun, rollout
 from factorgym.errors import DataValidationError, FactorGymError
 
 if TYPE_CHECKING:
@@ -496,7 +496,7 @@ def load_generator_run(path: str | os.PathLike[str], loaded: dict[str, LoadedRun
     shares the generator and one :class:`~factorgym.agents.estimators.PredictionCache`
     between every agent and synthetic market that names the same run."""
     from factorgym.agents.estimators import PredictionCache
-    from factorgym.runs import load_run
+    from factorgym.generators.runs import load_run
 
     key = str(Path(path).resolve())
     if loaded is not None and key in loaded:
@@ -785,80 +785,6 @@ def synthetic_episode_seeds(seed: int, n_paths: int) -> list[int]:
 
 
 # =========================================================================== running
-@dataclass
-class PathRun:
-    """Daily records of one agent on ``P`` paths of one market (``H`` days at most).
-
-    Attributes
-    ----------
-    net_return, cost, turnover : ndarray of shape (H, P)
-        As in the environment's infos (0 after a path ended).
-    wealth : ndarray of shape (H, P)
-        Wealth after each day (NaN after a path ended).
-    alive : ndarray of shape (H, P), bool
-        True on the days a path's episode was running.
-    terminated : ndarray of shape (P,), bool
-        Ruined paths (wealth fell to the ruin threshold).
-    dates : list of date or None, length H
-        The day each row earned (``None`` on simulated days).
-    start_date : date
-        The real start day (the first observation).
-    episode_seeds : list of int
-    path_hash : list of str
-        Fingerprint of each path's market returns (equal across agents on the same paths).
-    weights : ndarray of shape (H, P, N) or None
-        Target risky weights held over each day (when recorded).
-    counters : dict
-        The agent's optimizer counters over the run.
-    """
-
-    net_return: np.ndarray
-    cost: np.ndarray
-    turnover: np.ndarray
-    wealth: np.ndarray
-    alive: np.ndarray
-    terminated: np.ndarray
-    dates: list[Any]
-    start_date: Any
-    episode_seeds: list[int]
-    path_hash: list[str]
-    weights: np.ndarray | None = None
-    counters: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def n_paths(self) -> int:
-        """Number of paths ``P``."""
-        return int(self.net_return.shape[1])
-
-    def returns(self, p: int = 0) -> np.ndarray:
-        """Net returns of path ``p`` over its running days, floored at -100%."""
-        r = self.net_return[self.alive[:, p], p]
-        return np.maximum(r, -1.0)
-
-    def final_wealth(self) -> np.ndarray:
-        """Terminal wealth of each path ``(P,)`` (floored at 0)."""
-        out = np.ones(self.n_paths)
-        for p in range(self.n_paths):
-            a = np.flatnonzero(self.alive[:, p])
-            if a.size:
-                out[p] = max(0.0, float(self.wealth[a[-1], p]))
-        return out
-
-    def path_metrics(self, p: int, *, periods_per_year: int = 252, risk_free: float = 0.0) -> dict[str, float]:
-        """:func:`factorgym.metrics.portfolio_metrics` of path ``p`` plus terminal wealth.
-
-        A ruined path is scored on its running days with a flat (0) return afterwards, so
-        every path covers the same horizon.
-        """
-        alive = self.alive[:, p]
-        r = np.where(alive, np.maximum(self.net_return[:, p], -1.0), 0.0)
-        to = np.where(alive, self.turnover[:, p], 0.0)
-        c = np.where(alive, self.cost[:, p], 0.0)
-        m = M.portfolio_metrics(r, turnover=to, costs=c, periods_per_year=periods_per_year, risk_free=risk_free)
-        m["terminal_wealth"] = float(self.final_wealth()[p])
-        return m
-
-
 def run_agent(
     agent: BacktestAgent,
     market: Market,
@@ -875,10 +801,9 @@ def run_agent(
 
     The agent acts through :class:`~factorgym.envs.vec_env.VecPortfolioEnv` (the same engine
     as :class:`~factorgym.envs.portfolio_env.PortfolioEnv`) with the given costs,
-    constraints and cash rate; path ``i`` starts with ``reset(options={"episode_seed":
-    episode_seeds[i]})``. The agent is reset with ``seed`` first (its random stream for path
-    ``i`` is ``(seed, i)``). A path that ends early (ruin) is auto-reset by the vector env;
-    its later days are ignored.
+    constraints and cash rate, in the one rollout loop (:func:`factorgym.envs.rollout.rollout`);
+    path ``i`` starts with ``reset(options={"episode_seed": episode_seeds[i]})``. The agent is
+    reset with ``seed`` first (its random stream for path ``i`` is ``(seed, i)``).
 
     Parameters
     ----------
@@ -909,77 +834,13 @@ def run_agent(
     env = VecPortfolioEnv(
         market, P, cost_model=cost_model, constraints=constraints, risk_free=risk_free, **agent.env_kwargs()
     )
-    env.seed(int(seed))  # streams of auto-resets after a path ended (never recorded)
-    env.set_options([{"episode_seed": int(s)} for s in episode_seeds])
-    obs = env.reset()
-    engine = env.engine
-    H = int(engine.paths.horizons.max())
-    N = engine.n_assets
     agent.reset(agent.seed if agent.seed is not None else seed)
-    net, cost, to, wealth = (np.zeros((H, P)) for _ in range(4))
-    alive = np.zeros((H, P), dtype=bool)
-    terminated = np.zeros(P, dtype=bool)
-    weights = np.zeros((H, P, N)) if record_weights else None
-    dates: list[Any] = [None] * H
-    hashes = [hashlib.blake2b(digest_size=12) for _ in range(P)]
-    finished = np.zeros(P, dtype=bool)
-    episode_start = np.ones(P, dtype=bool)
-    state: Any = None
-    start_date = engine.infos()[0]["start_date"]
-    k = 0
-    for k in range(H):
-        action, state = agent.policy.predict(obs, state=state, episode_start=episode_start, deterministic=agent.deterministic)
-        action = np.asarray(action)
-        try:
-            if weights is not None:
-                a = engine.mapper.validate(action, P)
-                weights[k] = engine.mapper(a, obs["weights"][:, :-1])
-            obs, _, dones, infos = env.step(action)
-        except FactorGymError as exc:
-            exc.args = (f"agent {agent.name!r} on day {k + 1} of {market!r}: {exc}", *exc.args[1:])
-            raise
-        live = ~finished
-        alive[k] = live
-        net[k] = [i["net_return"] for i in infos]
-        cost[k] = [i["cost"] for i in infos]
-        to[k] = [i["turnover"] for i in infos]
-        wealth[k] = [i["wealth"] for i in infos]
-        dates[k] = infos[0]["date"]
-        last_row = obs["returns"][:, -1, :]
-        for p in np.flatnonzero(live).tolist():
-            if dones[p]:
-                # the observation of a finished path is its reset observation
-                term = infos[p]["terminal_observation"]["returns"][-1]
-                hashes[p].update(np.ascontiguousarray(term, dtype=np.float64).tobytes())
-                terminated[p] = not infos[p]["TimeLimit.truncated"]
-            else:
-                hashes[p].update(np.ascontiguousarray(last_row[p], dtype=np.float64).tobytes())
-        net[k, ~live] = cost[k, ~live] = to[k, ~live] = 0.0
-        wealth[k, ~live] = np.nan
-        finished |= np.asarray(dones, dtype=bool)
-        episode_start = np.asarray(dones, dtype=bool).copy()
-        if on_step is not None:
-            on_step(1)
-        if finished.all():
-            break
-    n = k + 1
-    if on_step is not None and n < H:
-        on_step(H - n)  # every path ended early (ruin)
-    sl = slice(0, n)
-    return PathRun(
-        net_return=net[sl],
-        cost=cost[sl],
-        turnover=to[sl],
-        wealth=wealth[sl],
-        alive=alive[sl],
-        terminated=terminated,
-        dates=dates[:n],
-        start_date=start_date,
-        episode_seeds=[int(s) for s in episode_seeds],
-        path_hash=[h.hexdigest() for h in hashes],
-        weights=None if weights is None else weights[sl],
-        counters=agent.counters(),
+    run = rollout(
+        agent.policy, env, options=[{"episode_seed": int(s)} for s in episode_seeds], seed=int(seed),
+        deterministic=agent.deterministic, record_weights=record_weights, on_step=on_step, label=f"agent {agent.name!r}",
     )
+    run.counters = agent.counters()
+    return run
 
 
 # =========================================================================== statistics
@@ -1208,7 +1069,7 @@ class BacktestResult:
         -------
         dict of str to Path
         """
-        from factorgym.evaluation import to_markdown
+        from factorgym.generators.evaluation import to_markdown
 
         out = Path(out_dir)
         paths: dict[str, Path] = {}
@@ -1879,7 +1740,7 @@ def backtest_cli(
     -------
     BacktestResult
     """
-    from factorgym.runs import load_source
+    from factorgym.io import load_source
 
     panel = dataset if isinstance(dataset, ReturnPanel) else load_source(str(dataset))
     split = Split(train_end or Split.train_end, val_end or Split.val_end)

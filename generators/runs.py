@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from factorgym.artifacts import atomic_write_text
-from factorgym.data import ReturnPanel, Split, load_dataset
+from factorgym.data import ReturnPanel, Split
 from factorgym.errors import CheckpointError, DataValidationError
+from factorgym.io import load_source
 
 if TYPE_CHECKING:
     from factorgym.generators.base import ReturnGenerator
 
-__all__ = ["RunSpec", "fit_run", "load_run", "load_source", "parse_params", "ARTIFACT_NAME"]
+__all__ = ["RunSpec", "fit_run", "load_run", "ARTIFACT_NAME"]
 
 ARTIFACT_NAME = "generator.fgz"
 SPEC_NAME = "run.json"
@@ -54,29 +55,6 @@ class RunSpec:
     def identity(self) -> dict[str, Any]:
         """The fields that decide whether an existing run can be reused."""
         return json.loads(json.dumps(asdict(self), sort_keys=True, default=str))
-
-
-def load_source(source: str) -> ReturnPanel:
-    """An embedded dataset name (``sp500``) or a CSV/Parquet path."""
-    if "/" not in source and "." not in source:
-        return load_dataset(source)
-    from factorgym.io import read_panel
-
-    return read_panel(Path(source))
-
-
-def parse_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``["hidden=64", "sequence_model=lstm"]`` -> ``{"hidden": 64, "sequence_model": "lstm"}``."""
-    out: dict[str, Any] = {}
-    for p in pairs or []:
-        if "=" not in p:
-            raise DataValidationError(f"parameter {p!r} must look like key=value")
-        k, v = p.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
 
 
 def make_generator(kind: str, params: dict[str, Any]) -> ReturnGenerator:
