@@ -20,17 +20,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from factorgym.data import MAX_ABS_DAILY_RETURN, ReturnPanel, Split
-from factorgym.errors import CheckpointError, DataValidationError, FactorGymError
+from factorgym.errors import CheckpointError, DataValidationError, FactorGymError, NotFittedError
 
 __all__ = ["NotFittedError"]
 
 #: Simulated simple returns are kept inside the range a :class:`ReturnPanel` accepts.
 SIM_RETURN_FLOOR = -0.99
 SIM_RETURN_CAP = MAX_ABS_DAILY_RETURN
-
-
-class NotFittedError(FactorGymError, AttributeError):
-    """A generator was used before :meth:`fit` (or :meth:`load`)."""
 
 
 # ---------------------------------------------------------------------------- checks

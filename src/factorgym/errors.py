@@ -26,3 +26,7 @@ class ActionError(FactorGymError, ValueError):
 
 class InfeasibleError(FactorGymError):
     """An optimisation problem or weight constraint set has no feasible solution."""
+
+
+class NotFittedError(FactorGymError, AttributeError):
+    """A generator or estimator was used before ``fit`` (or ``load``)."""
