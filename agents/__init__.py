@@ -2,8 +2,9 @@
 
 Every agent follows one protocol, stable-baselines3's
 ``predict(obs, state=None, episode_start=None, deterministic=True) -> (action, state)``,
-so one evaluation loop (:mod:`factorgym.app.backtest`) runs optimizers and SB3 models
-alike. The RL helpers (:mod:`factorgym.agents.rl`) import stable-baselines3 and torch, so
+so one rollout (:func:`factorgym.envs.rollout.rollout`) runs optimizers and SB3 models
+alike; backtests live on the app floor (:mod:`factorgym.app.backtest`, or
+``factorgym.backtest``). The RL helpers (:mod:`factorgym.agents.rl`) import stable-baselines3 and torch, so
 they are loaded on first use.
 """
 
@@ -20,13 +21,10 @@ _LAZY = {
     "BuyAndHold": "factorgym.agents.baselines",
     "HistoricalSource": "factorgym.agents.estimators",
     "GeneratorSource": "factorgym.agents.estimators",
-    "backtest": "factorgym.app.backtest",
-    "BacktestConfig": "factorgym.app.backtest",
     "train_agent": "factorgym.agents.rl",
     "load_agent": "factorgym.agents.rl",
     "evaluate_policy_on": "factorgym.agents.rl",
     "MarketSpec": "factorgym.agents.rl",
-    "EnvConfig": "factorgym.envs.config",
 }
 
 __all__ = sorted(_LAZY)

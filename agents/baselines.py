@@ -200,7 +200,7 @@ def market_metrics(
     """:func:`factorgym.metrics.portfolio_metrics` of :func:`market_returns`.
 
     Scored like an agent's net returns, with zero turnover and zero costs (the index is not
-    traded). ``risk_free`` is an annual rate, as in :mod:`factorgym.metrics`.
+    traded). ``risk_free`` is the per-period (daily) cash rate, as in :mod:`factorgym.metrics`.
     """
     r = market_returns(panel, start, end, dates=dates, column=column).to_numpy()
     return M.portfolio_metrics(

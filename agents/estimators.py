@@ -175,6 +175,10 @@ class ReturnSource(BaseEstimator, ABC):
         changes what :meth:`estimate` returns.
         """
 
+    def validate(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Raise :class:`~factorgym.errors.DataValidationError` on a bad parameter (also done
+        by every :meth:`estimate`)."""
+
     @abstractmethod
     def estimate(
         self,
@@ -230,7 +234,7 @@ class HistoricalSource(ReturnSource):
     def min_window(self) -> int:
         return 2 if self.window is None else int(self.window)
 
-    def _validate(self) -> None:
+    def validate(self) -> None:
         if self.window is not None and (int(self.window) != self.window or self.window < 2):
             raise DataValidationError(f"window must be an integer >= 2 or None, got {self.window!r}")
         if self.mean not in ("sample", "james_stein", "zero"):
@@ -246,7 +250,7 @@ class HistoricalSource(ReturnSource):
         cov: bool = True,
         scenarios: bool = False,
     ) -> Estimate:
-        self._validate()
+        self.validate()
         x = check_window(window, self.min_window)
         if self.window is not None:
             x = x[-int(self.window) :]
@@ -423,6 +427,14 @@ class GeneratorSource(ReturnSource):
     def min_window(self) -> int:
         return int(self.generator.min_history)
 
+    def validate(self) -> None:
+        if self.moments not in ("auto", "closed_form", "samples"):
+            raise DataValidationError(f"moments must be 'auto', 'closed_form' or 'samples', got {self.moments!r}")
+        if int(self.n_scenarios) != self.n_scenarios or self.n_scenarios < 2:
+            raise DataValidationError(f"n_scenarios must be an integer >= 2, got {self.n_scenarios!r}")
+        if self.draws not in ("own", "shared"):
+            raise DataValidationError(f"draws must be 'own' or 'shared', got {self.draws!r}")
+
     def estimate(
         self,
         window: np.ndarray,
@@ -431,12 +443,7 @@ class GeneratorSource(ReturnSource):
         cov: bool = True,
         scenarios: bool = False,
     ) -> Estimate:
-        if self.moments not in ("auto", "closed_form", "samples"):
-            raise DataValidationError(f"moments must be 'auto', 'closed_form' or 'samples', got {self.moments!r}")
-        if int(self.n_scenarios) != self.n_scenarios or self.n_scenarios < 2:
-            raise DataValidationError(f"n_scenarios must be an integer >= 2, got {self.n_scenarios!r}")
-        if self.draws not in ("own", "shared"):
-            raise DataValidationError(f"draws must be 'own' or 'shared', got {self.draws!r}")
+        self.validate()
         if rng is None and self.draws == "own":
             raise DataValidationError("GeneratorSource.estimate needs the agent's numpy.random.Generator")
         x = check_window(window, self.min_window, "observation window (generator context)")

@@ -137,6 +137,10 @@ class Agent(BaseEstimator, ABC):
         actions = np.stack([self.act(returns[i], weights[i], env_index=i) for i in range(returns.shape[0])])
         return (actions if batched else actions[0]), state
 
+    def validate(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Raise :class:`~factorgym.errors.DataValidationError` on a bad parameter (agents with
+        parameters override it)."""
+
     def _prefetch(self, returns: np.ndarray) -> None:
         """Hook called with the whole batch ``(n_envs, W, N)`` before :meth:`act` runs per
         environment (optimizers batch their generator's predictions here)."""

@@ -39,7 +39,7 @@ import pandas as pd
 
 from factorgym import __version__, load_dataset
 from factorgym.agents.rl import train_agent
-from factorgym.app.backtest import backtest_cli
+from factorgym.app.cli.backtest import backtest_cli
 from factorgym.generators.runs import RunSpec, fit_run
 
 ROOT = Path(__file__).resolve().parents[1]

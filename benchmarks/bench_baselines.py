@@ -43,7 +43,7 @@ from factorgym.generators.baselines import (
     LedoitWolfGenerator,
     PPCAGenerator,
 )
-from factorgym.generators.baselines_common import windows_before
+from factorgym.generators.baselines.common import windows_before
 
 OUT = Path(__file__).resolve().parent / "results" / "baselines.md"
 

@@ -42,18 +42,14 @@ import skfolio
 from skfolio import RiskMeasure
 from skfolio.optimization import MeanRisk, ObjectiveFunction
 
-from factorgym.agents.cvar_solver import ClarabelMVSolver, HighsCVaRSolver, MVProblem
 from factorgym.agents.estimators import Estimate, StaticSource
-from factorgym.agents.optimizers import (
-    MeanCVaR,
-    MeanVariance,
-    _Feasible,
-    _mv_cvxpy_once,
-    _MVProgram,
-    empirical_cvar,
-)
+from factorgym.agents.optimizers import MeanCVaR, MeanVariance, empirical_cvar
+from factorgym.agents.optimizers.feasibility import Feasible as _Feasible
+from factorgym.agents.optimizers.programs import MVProgram as _MVProgram
+from factorgym.agents.optimizers.programs import mv_cvxpy_once as _mv_cvxpy_once
+from factorgym.agents.solvers import ClarabelMVSolver, HighsCVaRSolver, MVProblem
+from factorgym.constraints import Constraints
 from factorgym.costs import CostModel
-from factorgym.envs.actions import Constraints
 
 BUY, SELL = 7.5e-4, 12.5e-4
 COSTS = CostModel(BUY, SELL)

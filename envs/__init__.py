@@ -5,8 +5,14 @@
   (imported lazily: it pulls in stable-baselines3 and torch).
 * Markets: :class:`HistoricalMarket` (real history) and :class:`GenerativeMarket` (a trained
   generator rolled forward on its own samples).
-* Actions and constraints: :mod:`factorgym.envs.actions`; accounting:
-  :mod:`factorgym.envs.accounting`; rewards: :mod:`factorgym.envs.rewards`.
+* Options: :class:`EnvConfig` (:mod:`factorgym.envs.config`), the one list of them.
+* Actions: :mod:`factorgym.envs.actions` (constraints: the core :mod:`factorgym.constraints`,
+  re-exported); accounting: :mod:`factorgym.envs.accounting`; rewards:
+  :mod:`factorgym.envs.rewards`; the one policy rollout: :mod:`factorgym.envs.rollout`.
+
+Internals (the batched engine :class:`~factorgym.envs.engine.PortfolioEngine`,
+:func:`~factorgym.envs.accounting.settle_day`, the test-only
+:class:`~factorgym.envs.wrappers.LookaheadWrapper`) are importable from their modules.
 """
 
 from __future__ import annotations
@@ -15,19 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium
 
-from factorgym.envs.accounting import DayAccounts, settle_day
-from factorgym.envs.actions import (
-    ACTION_MODES,
+from factorgym.constraints import (
     FEASIBILITY_TOL,
-    ActionMapper,
     Constraints,
     InfeasibleActionError,
     check_feasible,
 )
+from factorgym.envs.accounting import DayAccounts
+from factorgym.envs.actions import ACTION_MODES, ActionMapper
+from factorgym.envs.config import ENV_KEYS, EnvConfig
+from factorgym.envs.engine import episode_streams
 from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market, ObservationConfig
-from factorgym.envs.portfolio_env import PortfolioEngine, PortfolioEnv, episode_streams
+from factorgym.envs.portfolio_env import PortfolioEnv
 from factorgym.envs.rewards import REWARDS, Reward, make_reward
-from factorgym.envs.wrappers import EpisodeStatistics, LookaheadWrapper, episode_statistics
+from factorgym.envs.wrappers import EpisodeStatistics, episode_statistics
 
 if TYPE_CHECKING:
     from factorgym.envs.vec_env import VecPortfolioEnv
@@ -35,19 +42,19 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTION_MODES",
     "ENV_ID",
+    "ENV_KEYS",
     "FEASIBILITY_TOL",
     "REWARDS",
     "ActionMapper",
     "Constraints",
     "DayAccounts",
+    "EnvConfig",
     "EpisodeStatistics",
     "GenerativeMarket",
     "HistoricalMarket",
     "InfeasibleActionError",
-    "LookaheadWrapper",
     "Market",
     "ObservationConfig",
-    "PortfolioEngine",
     "PortfolioEnv",
     "Reward",
     "VecPortfolioEnv",
@@ -55,7 +62,6 @@ __all__ = [
     "episode_statistics",
     "episode_streams",
     "make_reward",
-    "settle_day",
 ]
 
 #: Gymnasium id of :class:`PortfolioEnv`.

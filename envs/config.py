@@ -1,48 +1,51 @@
 """The one list of a portfolio environment's options: :class:`EnvConfig`.
 
 Everything that fixes an agent's observation and action spaces and its accounting, as one
-frozen record that round-trips through JSON (how an agent's environment is saved beside it and
-rebuilt exactly for a backtest). :class:`~factorgym.envs.PortfolioEnv` and
-:class:`~factorgym.envs.vec_env.VecPortfolioEnv` take these fields as keyword arguments.
+frozen, validated record that round-trips through JSON (how an agent's environment is saved
+beside it and rebuilt exactly for a backtest). The engine
+(:class:`~factorgym.envs.engine.PortfolioEngine`), :class:`~factorgym.envs.PortfolioEnv` and
+:class:`~factorgym.envs.vec_env.VecPortfolioEnv` all take their options from it: the envs
+accept an ``EnvConfig`` and/or its field names as keyword arguments (:meth:`EnvConfig.merged`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from factorgym.constraints import Constraints
 from factorgym.costs import CostModel
-from factorgym.envs.actions import ACTION_MODES, Constraints
+from factorgym.envs.actions import ACTION_MODES
 from factorgym.envs.markets import ObservationConfig
-from factorgym.errors import FactorGymError
+from factorgym.envs.rewards import Reward
+from factorgym.errors import ActionError, FactorGymError
 from factorgym.features import FeatureConfig, FeatureScaler
 from factorgym.jsonable import jsonable, numbers_from_json
 
-__all__ = ["ENV_KEYS", "EnvConfig", "constraints_from_dict", "constraints_to_dict", "cost_from_dict", "cost_to_dict"]
-
+__all__ = [
+    "ENV_KEYS",
+    "EnvConfig",
+    "check_keys",
+    "constraints_from_dict",
+    "constraints_to_dict",
+    "cost_from_dict",
+    "cost_to_dict",
+    "default_constraints",
+]
 
 
 def constraints_to_dict(c: Constraints) -> dict[str, Any]:
-    return jsonable({
-        "long_only": c.long_only, "max_gross_leverage": c.max_gross_leverage, "budget": list(c.budget),
-        "box": None if c.box is None else list(c.box), "max_turnover": c.max_turnover, "tol": c.tol,
-    })  # fmt: skip
+    """JSON form of a :class:`~factorgym.constraints.Constraints` (see ``Constraints.to_dict``)."""
+    return c.to_dict()
 
 
 def constraints_from_dict(d: Mapping[str, Any]) -> Constraints:
-    d = numbers_from_json(dict(d))
-    box = d.get("box")
-    return Constraints(
-        long_only=bool(d["long_only"]),
-        max_gross_leverage=float(d["max_gross_leverage"]),
-        budget=(float(d["budget"][0]), float(d["budget"][1])),
-        box=None if box is None else (box[0], box[1]),
-        max_turnover=None if d.get("max_turnover") is None else float(d["max_turnover"]),
-        tol=float(d["tol"]),
-    )
+    """Inverse of :func:`constraints_to_dict`."""
+    return Constraints.from_dict(d)
 
 
 def cost_to_dict(c: CostModel) -> dict[str, Any]:
@@ -56,23 +59,48 @@ def cost_from_dict(d: Mapping[str, Any]) -> CostModel:
     return CostModel(buy=arr(d["buy"]), sell=arr(d["sell"]), impact=arr(d.get("impact", 0.0)))
 
 
+def default_constraints(action_mode: str) -> Constraints:
+    """The constraint set of an environment given none: long/short for ``"long_short"``, else long-only."""
+    return Constraints.long_short() if action_mode == "long_short" else Constraints()
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """Everything that fixes an agent's observation and action spaces and its accounting.
 
-    The fields are the keyword arguments of :class:`~factorgym.envs.PortfolioEnv` (and of
+    The fields are the options of :class:`~factorgym.envs.PortfolioEnv` (and of
     :class:`~factorgym.envs.vec_env.VecPortfolioEnv`) except the market; :meth:`kwargs` gives
-    them back. The configuration round-trips through JSON (:meth:`to_dict`,
-    :meth:`from_dict`), which is how an agent's environment is rebuilt exactly for a backtest.
+    them back. Every option is validated here, once. The configuration round-trips through
+    JSON (:meth:`to_dict`, :meth:`from_dict`), which is how an agent's environment is rebuilt
+    exactly for a backtest.
 
     Parameters
     ----------
-    window, action_mode, temperature, constraints, cost_model, reward, reward_kwargs,
-    risk_free, ruin_threshold, features, feature_scaler, moments, initial_weights
-        As for :class:`~factorgym.envs.PortfolioEnv`. ``reward`` must be a registered reward
-        name (a custom ``Reward`` object cannot be saved). ``cost_model=None`` and
-        ``constraints=None`` are resolved to the environment's defaults, so the saved
-        configuration states the rates and constraints actually used.
+    window : int
+        Days of returns observed (default 20).
+    action_mode : {"weights", "softmax", "simplex", "long_short"}
+        See :mod:`factorgym.envs.actions`.
+    temperature : float
+        Softmax temperature (``"softmax"`` only, default 0.25).
+    constraints : Constraints, optional
+        Default: long/short for ``"long_short"``, else long-only invested up to 100%.
+    cost_model : CostModel, optional
+        Default ``CostModel()`` (7.5 bps buys, 12.5 bps sells, no impact).
+    reward : str or Reward
+        A registered reward name (with ``reward_kwargs``) or a ``Reward`` instance; an
+        instance works in an environment but cannot be saved (:meth:`to_dict` refuses it).
+    reward_kwargs : mapping
+    risk_free : float
+        Daily simple return of the cash leg (> -1).
+    ruin_threshold : float
+        Wealth at or below which an episode terminates, in ``[0, 1)`` (default 0.01).
+    features, feature_scaler, moments
+        Extra observations (see :class:`~factorgym.envs.markets.ObservationConfig`).
+    initial_weights : sequence of float, optional
+        The starting book ``(N,)`` (default all cash).
+
+    ``cost_model=None`` and ``constraints=None`` are resolved to the defaults above, so the
+    saved configuration states the rates and constraints actually used.
     """
 
     window: int = 20
@@ -80,7 +108,7 @@ class EnvConfig:
     temperature: float = 0.25
     constraints: Constraints | None = None
     cost_model: CostModel | None = None
-    reward: str = "log"
+    reward: str | Reward = "log"
     reward_kwargs: Mapping[str, Any] = field(default_factory=dict)
     risk_free: float = 0.0
     ruin_threshold: float = 0.01
@@ -91,24 +119,61 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         if self.action_mode not in ACTION_MODES:
-            raise FactorGymError(f"unknown action_mode {self.action_mode!r}; expected one of {', '.join(ACTION_MODES)}")
-        if not isinstance(self.reward, str):
+            raise ActionError(f"unknown action_mode {self.action_mode!r}; expected one of {', '.join(ACTION_MODES)}")
+        if not isinstance(self.reward, str | Reward):
             raise FactorGymError(
-                "reward must be a registered reward name (with reward_kwargs), not a Reward object, "
-                "so that the agent's environment can be saved and rebuilt"
+                "reward must be a registered reward name (with reward_kwargs) or a Reward object, "
+                f"got {type(self.reward).__name__}"
             )
         if int(self.window) < 1:
             raise FactorGymError(f"window must be at least 1 day, got {self.window}")
+        risk_free, ruin = float(self.risk_free), float(self.ruin_threshold)
+        if not math.isfinite(risk_free) or risk_free <= -1:
+            raise FactorGymError(f"risk_free must be a finite daily rate > -1, got {self.risk_free}")
+        if not math.isfinite(ruin) or ruin < 0 or ruin >= 1:
+            raise FactorGymError(f"ruin_threshold must be in [0, 1), got {self.ruin_threshold}")
         # resolve defaults so that the sidecar records what was actually used
         if self.constraints is None:
-            c = Constraints.long_short() if self.action_mode == "long_short" else Constraints()
-            object.__setattr__(self, "constraints", c)
+            object.__setattr__(self, "constraints", default_constraints(self.action_mode))
         if self.cost_model is None:
             object.__setattr__(self, "cost_model", CostModel())
+        if not isinstance(self.cost_model, CostModel):
+            raise FactorGymError(f"cost_model must be a factorgym.costs.CostModel, got {type(self.cost_model).__name__}")
+        if not isinstance(self.constraints, Constraints):
+            raise FactorGymError(f"constraints must be a factorgym.constraints.Constraints, got {type(self.constraints).__name__}")
         object.__setattr__(self, "window", int(self.window))
-        object.__setattr__(self, "reward_kwargs", dict(self.reward_kwargs))
+        object.__setattr__(self, "reward_kwargs", dict(self.reward_kwargs or {}))
         if self.initial_weights is not None:
-            object.__setattr__(self, "initial_weights", tuple(float(x) for x in self.initial_weights))
+            w0 = np.asarray(self.initial_weights, dtype=np.float64)
+            if w0.ndim != 1:
+                raise ActionError(f"initial_weights must be a 1-D sequence of weights, got shape {w0.shape}")
+            object.__setattr__(self, "initial_weights", tuple(float(x) for x in w0))
+
+    @classmethod
+    def merged(cls, config: EnvConfig | Mapping[str, Any] | None = None, **options: Any) -> EnvConfig:
+        """``config`` (an :class:`EnvConfig`, a mapping of options, or ``None``: defaults) with
+        ``options`` (field names) taking precedence.
+
+        When ``options`` change the ``action_mode`` of a ``config`` whose constraints were the
+        old mode's default, the new mode's default constraints are used.
+
+        Raises
+        ------
+        FactorGymError
+            An unknown option (the message lists the accepted ones) or a bad value.
+        """
+        check_keys(options)
+        if config is None:
+            return cls(**options)
+        base = cls.coerce(config)
+        if not options:
+            return base
+        kw = base.kwargs()
+        mode = options.get("action_mode", base.action_mode)
+        if "constraints" not in options and mode != base.action_mode and base.constraints == default_constraints(base.action_mode):
+            kw["constraints"] = None
+        kw.update(options)
+        return cls(**kw)
 
     @classmethod
     def coerce(cls, value: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
@@ -123,9 +188,7 @@ class EnvConfig:
             return value
         if not isinstance(value, Mapping):
             raise FactorGymError(f"env_kwargs must be a mapping or an EnvConfig, got {type(value).__name__}")
-        unknown = sorted(set(value) - set(ENV_KEYS))
-        if unknown:
-            raise FactorGymError(f"unknown environment options {unknown}; accepted: {', '.join(ENV_KEYS)}")
+        check_keys(value)
         return cls.from_dict(value)
 
     @classmethod
@@ -134,7 +197,7 @@ class EnvConfig:
         kw = dict(d)
         c = kw.get("constraints")
         if isinstance(c, Mapping):
-            kw["constraints"] = constraints_from_dict(c)
+            kw["constraints"] = Constraints.from_dict(c)
         cm = kw.get("cost_model")
         if isinstance(cm, Mapping):
             kw["cost_model"] = cost_from_dict(cm)
@@ -148,17 +211,31 @@ class EnvConfig:
             kw["reward_kwargs"] = numbers_from_json(dict(kw["reward_kwargs"] or {}))
         try:
             return cls(**{k: v for k, v in kw.items() if k in ENV_KEYS})
+        except FactorGymError:
+            raise
         except (TypeError, ValueError, KeyError) as exc:
             raise FactorGymError(f"bad environment configuration: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (the ``env`` entry of ``agent.json``)."""
+        """JSON-serialisable form (the ``env`` entry of ``agent.json``).
+
+        Raises
+        ------
+        FactorGymError
+            When ``reward`` is a ``Reward`` object rather than a registered name.
+        """
         assert self.constraints is not None and self.cost_model is not None
+        if not isinstance(self.reward, str):
+            raise FactorGymError(
+                f"this environment's reward is a {type(self.reward).__name__} object, which cannot be saved: "
+                "configure a registered reward name with reward_kwargs so that the agent's environment "
+                "can be saved and rebuilt"
+            )
         return {
             "window": self.window,
             "action_mode": self.action_mode,
             "temperature": self.temperature,
-            "constraints": constraints_to_dict(self.constraints),
+            "constraints": self.constraints.to_dict(),
             "cost_model": cost_to_dict(self.cost_model),
             "reward": self.reward,
             "reward_kwargs": jsonable(self.reward_kwargs),
@@ -182,3 +259,10 @@ class EnvConfig:
 
 #: The option names, in the order of :class:`EnvConfig`'s fields (the one list of them).
 ENV_KEYS: tuple[str, ...] = tuple(f.name for f in fields(EnvConfig))
+
+
+def check_keys(options: Mapping[str, Any]) -> None:
+    """Raise :class:`FactorGymError` naming any key of ``options`` that is not an :data:`ENV_KEYS` option."""
+    unknown = sorted(set(options) - set(ENV_KEYS))
+    if unknown:
+        raise FactorGymError(f"unknown environment options {unknown}; accepted: {', '.join(ENV_KEYS)}")

@@ -45,7 +45,15 @@ from factorgym.features import FeatureConfig, FeatureScaler, compute_features, w
 if TYPE_CHECKING:
     from factorgym.generators.base import PathSimulator, ReturnGenerator
 
-__all__ = ["GenerativeMarket", "HistoricalMarket", "Market", "MarketPaths", "ObservationConfig"]
+__all__ = [
+    "GenerativeMarket",
+    "GenerativePaths",
+    "HistoricalMarket",
+    "HistoricalPaths",
+    "Market",
+    "MarketPaths",
+    "ObservationConfig",
+]
 
 StartSpec = str | pd.Timestamp | _dt.date | int | np.integer | None
 
@@ -313,8 +321,8 @@ class HistoricalMarket(Market):
         if start is not None:
             self._row(start)
 
-    def open(self, n_paths: int, obs: ObservationConfig) -> _HistoricalPaths:
-        return _HistoricalPaths(self, n_paths, obs)
+    def open(self, n_paths: int, obs: ObservationConfig) -> HistoricalPaths:
+        return HistoricalPaths(self, n_paths, obs)
 
     def __repr__(self) -> str:
         d = self.panel.dates
@@ -324,7 +332,7 @@ class HistoricalMarket(Market):
         )
 
 
-class _HistoricalPaths(MarketPaths):
+class HistoricalPaths(MarketPaths):
     """Vectorised replay: every per-day quantity is precomputed and gathered by row index."""
 
     def __init__(self, market: HistoricalMarket, n_paths: int, obs: ObservationConfig) -> None:
@@ -460,8 +468,8 @@ class GenerativeMarket(Market):
         if start is not None:
             self._row(start)
 
-    def open(self, n_paths: int, obs: ObservationConfig) -> _GenerativePaths:
-        return _GenerativePaths(self, n_paths, obs)
+    def open(self, n_paths: int, obs: ObservationConfig) -> GenerativePaths:
+        return GenerativePaths(self, n_paths, obs)
 
     def __repr__(self) -> str:
         d = self.panel.dates
@@ -509,7 +517,7 @@ class _Ring:
             self.mask[idx, self.L :] = m
 
 
-class _GenerativePaths(MarketPaths):
+class GenerativePaths(MarketPaths):
     def __init__(self, market: GenerativeMarket, n_paths: int, obs: ObservationConfig) -> None:
         super().__init__(market, n_paths, obs, market.start, market.random_start)
         self.gmarket = market

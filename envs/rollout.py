@@ -90,12 +90,25 @@ class PathRun:
         """:func:`factorgym.metrics.portfolio_metrics` of path ``p`` plus terminal wealth.
 
         A ruined path is scored on its running days with a flat (0) return afterwards, so
-        every path covers the same horizon.
+        every path covers the same horizon. ``risk_free`` is the per-period (daily) cash rate.
         """
+        return self._metrics(p, True, periods_per_year, risk_free)
+
+    def episode_metrics(self, p: int, *, periods_per_year: int = 252, risk_free: float = 0.0) -> dict[str, float]:
+        """:func:`factorgym.metrics.portfolio_metrics` of path ``p`` over its running days
+        only (episodes of different lengths are each scored on their own days), plus
+        terminal wealth. ``risk_free`` is the per-period (daily) cash rate."""
+        return self._metrics(p, False, periods_per_year, risk_free)
+
+    def _metrics(self, p: int, pad: bool, periods_per_year: int, risk_free: float) -> dict[str, float]:
+        """Metrics of path ``p``: over every row (``pad``: 0 after the path ended) or its running days."""
         alive = self.alive[:, p]
-        r = np.where(alive, np.maximum(self.net_return[:, p], -1.0), 0.0)
-        to = np.where(alive, self.turnover[:, p], 0.0)
-        c = np.where(alive, self.cost[:, p], 0.0)
+        if not pad:
+            r, to, c = self.returns(p), self.turnover[alive, p], self.cost[alive, p]
+        else:
+            r = np.where(alive, np.maximum(self.net_return[:, p], -1.0), 0.0)
+            to = np.where(alive, self.turnover[:, p], 0.0)
+            c = np.where(alive, self.cost[:, p], 0.0)
         m = M.portfolio_metrics(r, turnover=to, costs=c, periods_per_year=periods_per_year, risk_free=risk_free)
         m["terminal_wealth"] = float(self.final_wealth()[p])
         return m
@@ -140,6 +153,8 @@ def rollout(
     -------
     PathRun
     """
+    # Long (~75 lines of body) on purpose: the one daily loop of every backtest and RL
+    # validation; its bookkeeping (alive, hashes, terminal observations) belongs together.
     P = env.num_envs
     env.seed(int(seed))
     if options is not None:

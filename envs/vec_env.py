@@ -1,6 +1,6 @@
 """A stable-baselines3 ``VecEnv`` that steps many portfolio paths in one batched call.
 
-:class:`VecPortfolioEnv` runs ``n_envs`` paths of the same :class:`~factorgym.envs.portfolio_env.PortfolioEngine`
+:class:`VecPortfolioEnv` runs ``n_envs`` paths of the same :class:`~factorgym.envs.engine.PortfolioEngine`
 as :class:`~factorgym.envs.portfolio_env.PortfolioEnv`: market data are gathered (historical)
 or sampled through one batched ``PathSimulator`` call (generative) for all paths, and the
 accounting is vectorised numpy, with no Python loop over paths at step time except to build
@@ -20,7 +20,7 @@ lazily.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -28,13 +28,14 @@ import numpy as np
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from factorgym.envs.markets import Market
-from factorgym.envs.portfolio_env import (
-    RESET_OPTIONS,
+from factorgym.envs.config import EnvConfig
+from factorgym.envs.engine import (
     PortfolioEngine,
+    check_reset_options,
     default_market,
     draw_episode_seed,
 )
+from factorgym.envs.markets import Market
 from factorgym.errors import FactorGymError
 
 __all__ = ["VecPortfolioEnv"]
@@ -51,10 +52,12 @@ class VecPortfolioEnv(VecEnv):
         Number of paths ``P``.
     seed : int, optional
         Shorthand for calling :meth:`seed` before the first ``reset()``.
-    **env_kwargs
-        Every keyword argument of :class:`~factorgym.envs.portfolio_env.PortfolioEnv`
-        (``window``, ``action_mode``, ``constraints``, ``cost_model``, ``reward``, ...),
-        except ``render_mode``.
+    config : EnvConfig or mapping, optional
+        The environment's options (default ``EnvConfig()``).
+    **options
+        :class:`~factorgym.envs.config.EnvConfig` fields (``window``, ``action_mode``,
+        ``constraints``, ``cost_model``, ``reward``, ...) overriding ``config``'s, as for
+        :class:`~factorgym.envs.portfolio_env.PortfolioEnv` (which also takes ``render_mode``).
 
     Notes
     -----
@@ -63,10 +66,19 @@ class VecPortfolioEnv(VecEnv):
     Per-path reset options (``set_options``) accept ``"episode_seed"`` and ``"start"``.
     """
 
-    def __init__(self, market: Market | None = None, n_envs: int = 8, *, seed: int | None = None, **env_kwargs: Any) -> None:
-        if "render_mode" in env_kwargs:
+    def __init__(
+        self,
+        market: Market | None = None,
+        n_envs: int = 8,
+        *,
+        seed: int | None = None,
+        config: EnvConfig | Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        if "render_mode" in options:
             raise FactorGymError("VecPortfolioEnv does not render")
-        self.engine = PortfolioEngine(market if market is not None else default_market(), int(n_envs), **env_kwargs)
+        cfg = EnvConfig.merged(config, **options)
+        self.engine = PortfolioEngine(market if market is not None else default_market(), int(n_envs), cfg)
         self.render_mode = None
         self._np_randoms: list[np.random.Generator | None] = [None] * int(n_envs)
         self._actions: np.ndarray | None = None
@@ -100,9 +112,7 @@ class VecPortfolioEnv(VecEnv):
             if self._seeds[p] is not None:
                 self._np_randoms[p], _ = seeding.np_random(self._seeds[p])
             opts = self._options[p] or {}
-            unknown = set(opts) - RESET_OPTIONS
-            if unknown:
-                raise FactorGymError(f"unknown reset options {sorted(unknown)}; accepted: {sorted(RESET_OPTIONS)}")
+            check_reset_options(opts)
             s = opts.get("episode_seed")
             seeds.append(draw_episode_seed(self._path_rng(p)) if s is None else int(s))
             starts.append(opts.get("start"))
@@ -169,6 +179,11 @@ class VecPortfolioEnv(VecEnv):
     def assets(self) -> tuple[str, ...]:
         """Asset names (the order of weights and returns)."""
         return self.engine.market.assets
+
+    @property
+    def config(self) -> EnvConfig:
+        """The environment's options."""
+        return self.engine.config
 
     @property
     def wealth(self) -> np.ndarray:

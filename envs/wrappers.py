@@ -1,7 +1,8 @@
 """Gymnasium wrappers for :class:`~factorgym.envs.portfolio_env.PortfolioEnv`.
 
 * :class:`EpisodeStatistics` adds a summary of each finished episode to its last ``info``
-  (annualised return, volatility, Sharpe ratio, maximum drawdown, turnover, costs).
+  (:func:`factorgym.metrics.portfolio_metrics`: annualised return, volatility, Sharpe ratio
+  in excess of the cash rate, maximum drawdown, turnover, costs...).
 * :class:`LookaheadWrapper` is **privileged and for tests only**: it reveals the next day's
   returns ``r_{t+1}`` in the observation. A trivial agent that reads them earns implausibly
   high returns, which shows that the leak tests of the environment can fail.
@@ -15,49 +16,67 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from factorgym import metrics as M
+from factorgym.envs.markets import HistoricalPaths
+from factorgym.envs.portfolio_env import PortfolioEnv
 from factorgym.errors import FactorGymError
 
 __all__ = ["EpisodeStatistics", "LookaheadWrapper", "episode_statistics"]
 
 
 def episode_statistics(
-    net_returns: np.ndarray, turnover: np.ndarray, costs: np.ndarray, periods_per_year: int = 252
+    net_returns: np.ndarray,
+    turnover: np.ndarray,
+    costs: np.ndarray,
+    periods_per_year: int = 252,
+    risk_free: float = 0.0,
 ) -> dict[str, float]:
     """Summary of one episode's daily net returns ``(T,)``, turnovers ``(T,)`` and costs ``(T,)``.
+
+    The one metrics stack: :func:`factorgym.metrics.portfolio_metrics` (net returns floored
+    at -100%, as a ruined book loses everything once).
+
+    Parameters
+    ----------
+    net_returns, turnover, costs : ndarray of shape (T,)
+    periods_per_year : int
+    risk_free : float
+        Per-period (daily) cash rate, the environment's ``risk_free`` (Sharpe and Sortino
+        are of returns in excess of it).
 
     Returns
     -------
     dict
-        ``days``, ``total_return`` (``prod(1 + R) - 1``), ``ann_return`` (geometric),
-        ``ann_volatility``, ``sharpe`` (annualised mean / std of daily net returns, zero cash
-        rate; NaN with fewer than 2 days or zero volatility), ``max_drawdown``,
-        ``mean_turnover`` (per day) and ``total_cost`` (sum of daily cost fractions).
+        The keys of :func:`~factorgym.metrics.portfolio_metrics`: ``n_periods``,
+        ``accumulated_return`` (``prod(1 + R) - 1``), ``annualised_return``,
+        ``annualised_volatility``, ``sharpe``, ``sortino``, ``calmar``, ``max_drawdown``,
+        ``var_95``, ``cvar_95``, ``hit_rate``, ``mean_turnover``, ``annualised_turnover``,
+        ``total_turnover``, ``total_costs``, ``annualised_costs``.
     """
-    r = np.asarray(net_returns, dtype=np.float64)
-    n = r.size
-    growth = np.cumprod(1.0 + r) if n else np.ones(0)
-    wealth = np.concatenate([[1.0], growth])
-    peak = np.maximum.accumulate(wealth)
-    total = float(wealth[-1] - 1.0)
-    sd = float(r.std(ddof=1)) if n > 1 else float("nan")
-    return {
-        "days": float(n),
-        "total_return": total,
-        "ann_return": float(wealth[-1] ** (periods_per_year / n) - 1.0) if n and wealth[-1] > 0 else float("nan"),
-        "ann_volatility": sd * np.sqrt(periods_per_year),
-        "sharpe": float(r.mean() / sd * np.sqrt(periods_per_year)) if n > 1 and sd > 0 else float("nan"),
-        "max_drawdown": float((1.0 - wealth / peak).max()),
-        "mean_turnover": float(np.mean(turnover)) if n else 0.0,
-        "total_cost": float(np.sum(costs)),
-    }
+    r = np.maximum(np.asarray(net_returns, dtype=np.float64), -1.0)
+    return M.portfolio_metrics(r, turnover=turnover, costs=costs, periods_per_year=periods_per_year, risk_free=risk_free)
 
 
 class EpisodeStatistics(gym.Wrapper):
-    """Adds ``info["episode_statistics"]`` (see :func:`episode_statistics`) when an episode ends."""
+    """Adds ``info["episode_statistics"]`` (see :func:`episode_statistics`) when an episode ends.
 
-    def __init__(self, env: gym.Env, periods_per_year: int = 252) -> None:
+    Parameters
+    ----------
+    env : PortfolioEnv (possibly wrapped)
+    periods_per_year : int
+    risk_free : float, optional
+        Daily cash rate of the Sharpe ratio; default: the environment's ``risk_free``.
+    """
+
+    def __init__(self, env: gym.Env, periods_per_year: int = 252, risk_free: float | None = None) -> None:
         super().__init__(env)
         self.periods_per_year = int(periods_per_year)
+        if risk_free is None:
+            base = env.unwrapped
+            if not isinstance(base, PortfolioEnv):
+                raise FactorGymError(f"EpisodeStatistics needs a PortfolioEnv (or a risk_free rate), got {type(base).__name__}")
+            risk_free = base.config.risk_free
+        self.risk_free = float(risk_free)
         self._r: list[float] = []
         self._to: list[float] = []
         self._c: list[float] = []
@@ -74,7 +93,7 @@ class EpisodeStatistics(gym.Wrapper):
         if terminated or truncated:
             info = dict(info)
             info["episode_statistics"] = episode_statistics(
-                np.array(self._r), np.array(self._to), np.array(self._c), self.periods_per_year
+                np.array(self._r), np.array(self._to), np.array(self._c), self.periods_per_year, self.risk_free
             )
         return obs, reward, terminated, truncated, info
 
@@ -88,11 +107,11 @@ class LookaheadWrapper(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        paths = getattr(getattr(env.unwrapped, "engine", None), "paths", None)
-        if paths is None or not hasattr(paths, "lookahead"):
+        base = env.unwrapped
+        if not isinstance(base, PortfolioEnv) or not isinstance(base.engine.paths, HistoricalPaths):
             raise FactorGymError("LookaheadWrapper needs a PortfolioEnv over a HistoricalMarket")
-        self._paths = paths
-        n = env.unwrapped.engine.n_assets
+        self._paths = base.engine.paths
+        n = base.engine.n_assets
         base = env.observation_space
         assert isinstance(base, spaces.Dict)
         self.observation_space = spaces.Dict(

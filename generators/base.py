@@ -27,12 +27,14 @@ from factorgym.errors import CheckpointError, DataValidationError
 __all__ = [
     "Predictive",
     "SamplePredictive",
+    "FactorPredictive",
     "PathSimulator",
     "ReturnGenerator",
     "register_generator",
     "generator_class",
     "load_generator",
     "check_context",
+    "artifact_errors",
     "torch_generator",
     "torch_threads",
     "student_t_marginals",
@@ -44,11 +46,11 @@ __all__ = [
 BUILTIN_GENERATORS: dict[str, str] = {
     "neuralfactors": "factorgym.generators.neuralfactors",
     "diffusion": "factorgym.generators.diffusion",
-    "gaussian": "factorgym.generators.baselines",
-    "ledoit_wolf": "factorgym.generators.baselines",
-    "ppca": "factorgym.generators.baselines",
-    "garch": "factorgym.generators.baselines",
-    "bootstrap": "factorgym.generators.baselines",
+    "gaussian": "factorgym.generators.baselines.gaussian",
+    "ledoit_wolf": "factorgym.generators.baselines.gaussian",
+    "ppca": "factorgym.generators.baselines.ppca.generator",
+    "garch": "factorgym.generators.baselines.garch",
+    "bootstrap": "factorgym.generators.baselines.bootstrap",
 }
 
 
@@ -64,6 +66,9 @@ class Predictive(ABC):
     has_closed_form: ClassVar[bool] = False
     #: True when :meth:`log_prob` is available (exactly, or as a labelled estimate).
     has_log_prob: ClassVar[bool] = False
+    #: True when ``mean``/``cov`` are exact even though ``has_closed_form`` is False (e.g. a
+    #: factor model whose density is estimated but whose moments are closed form).
+    has_exact_moments: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -112,6 +117,8 @@ class SamplePredictive(Predictive):
     n_moment_samples : int
     seed : int
         Seed of the internal draw used for moments/marginals.
+    samples : ndarray (n_moment_samples, N), optional
+        That draw, when the caller already made it (it is then not redrawn).
     """
 
     def __init__(
@@ -120,12 +127,13 @@ class SamplePredictive(Predictive):
         n_assets: int,
         n_moment_samples: int = 2000,
         seed: int = 0,
+        samples: np.ndarray | None = None,
     ) -> None:
         self._sampler = sampler
         self._n = n_assets
         self._m = n_moment_samples
         self._seed = seed
-        self._cache: np.ndarray | None = None
+        self._cache: np.ndarray | None = samples
 
     @property
     def n_assets(self) -> int:
@@ -161,6 +169,28 @@ class SamplePredictive(Predictive):
 
     def marginal_ppf(self, q: np.ndarray) -> np.ndarray:
         return np.quantile(self.samples, np.asarray(q, dtype=np.float64), axis=0)
+
+
+class FactorPredictive(Predictive):
+    """A predictive of a latent factor model ``r = alpha + beta z + eps`` with ``F`` factors.
+
+    Stress scenarios condition on its factors (:mod:`factorgym.generators.stress`).
+    """
+
+    #: Factor exposures ``(N, F)``.
+    beta: np.ndarray
+
+    @abstractmethod
+    def factor_cov(self) -> np.ndarray:
+        """Covariance of the factor returns ``(F, F)``."""
+
+    @abstractmethod
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws of the factor returns ``(n, F)``."""
+
+    @abstractmethod
+    def sample_given_factors(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Returns ``(n, N)`` given factor returns ``z`` ``(n, F)``."""
 
 
 class PathSimulator(ABC):
@@ -341,6 +371,24 @@ class ReturnGenerator(ABC):
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters (skfolio/scikit-learn style)."""
         return {}
+
+    def artifact_meta(self, **extra: Any) -> dict[str, Any]:
+        """The metadata a saved artifact starts with: ``kind``, ``config`` (:meth:`get_params`)
+        and ``assets``, followed by the ``extra`` keys in order."""
+        return {"kind": self.kind, "config": self.get_params(), "assets": list(self.assets_), **extra}
+
+
+@contextmanager
+def artifact_errors(path: str | Path, kind: str) -> Iterator[None]:
+    """Report a malformed field met while reading an artifact as a :class:`CheckpointError`.
+
+    Wraps the ``TypeError`` / ``ValueError`` / ``KeyError`` that parsing a damaged
+    ``meta`` or ``arrays`` raises (``CheckpointError`` itself passes through unchanged).
+    """
+    try:
+        yield
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: invalid {kind} artifact: {exc}") from exc
 
 
 def torch_generator(rng: np.random.Generator, device: str = "cpu") -> Any:

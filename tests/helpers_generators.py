@@ -183,11 +183,7 @@ class GaussianTestGenerator(ReturnGenerator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        write_artifact(
-            path,
-            {"kind": self.kind, "config": self.get_params(), "assets": list(self.assets_)},
-            arrays={"mean": self.mean_, "cov": self.cov_ / self.var_scale},
-        )
+        write_artifact(path, self.artifact_meta(), arrays={"mean": self.mean_, "cov": self.cov_ / self.var_scale})
 
     @classmethod
     def load(cls, path: str | Path) -> GaussianTestGenerator:

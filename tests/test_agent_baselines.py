@@ -116,8 +116,8 @@ def test_market_returns_and_metrics() -> None:
     np.testing.assert_array_equal(s.to_numpy(), p.exog["SP500"].loc["2020-01-10":"2020-01-20"].to_numpy())
     same = market_returns(p, dates=s.index)
     pd.testing.assert_series_equal(same, s)
-    m = market_metrics(p, "2020-01-10", "2020-01-20", risk_free=0.02)
-    ref = M.portfolio_metrics(s.to_numpy(), turnover=np.zeros(len(s)), costs=np.zeros(len(s)), risk_free=0.02)
+    m = market_metrics(p, "2020-01-10", "2020-01-20", risk_free=1e-4)
+    ref = M.portfolio_metrics(s.to_numpy(), turnover=np.zeros(len(s)), costs=np.zeros(len(s)), risk_free=1e-4)
     assert m == ref
     assert m["total_costs"] == 0.0 and m["mean_turnover"] == 0.0
     with pytest.raises(DataValidationError, match="not in toy"):

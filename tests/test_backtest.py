@@ -19,20 +19,19 @@ from factorgym.agents.baselines import BuyAndHold, EqualWeight, market_metrics
 from factorgym.agents.estimators import GeneratorSource, HistoricalSource
 from factorgym.agents.optimizers import MeanCVaR, MeanVariance, MinVariance
 from factorgym.agents.protocol import Agent
+from factorgym.app.agent_factory import agent_from_spec
 from factorgym.app.backtest import (
-    AgentSpec,
     BacktestAgent,
     BacktestConfig,
     PathRun,
-    agent_from_spec,
     backtest,
-    backtest_cli,
     bootstrap_intervals,
     held_out_rows,
-    parse_agent_spec,
     sb3_agent,
     synthetic_episode_seeds,
 )
+from factorgym.app.cli.backtest import backtest_cli
+from factorgym.app.specs import AgentSpec, parse_agent_spec
 from factorgym.costs import CostModel
 from factorgym.data import ReturnPanel, Split
 from factorgym.envs.actions import Constraints
@@ -461,3 +460,34 @@ def test_shared_prediction_cache_answers_the_real_path_and_changes_nothing(lw_ru
     for a in specs:
         name = shared[specs.index(a)].name
         np.testing.assert_array_equal(res.real[name].net_return, ref.real[name].net_return)
+
+
+# =========================================================================== units
+def test_sharpe_uses_the_daily_cash_rate(lw_run: Any, tmp_path: Any) -> None:
+    """One unit for the cash rate: daily in BacktestConfig, the environment and the metrics;
+    annual only on the command line (converted once). The reported Sharpe ratio is the one
+    of the daily net returns in excess of the daily rate (wrong if any side used the annual
+    figure, or converted the daily rate again)."""
+    rf = 2e-4  # per day, about 5.2% a year
+    agents = [BacktestAgent("bh", BuyAndHold(cost_model=COSTS)), EqualWeight()]
+    res = backtest(agents, PANEL, None, _config(n_paths=0, bootstrap_reps=50, risk_free=rf))
+    zero = backtest(agents, PANEL, None, _config(n_paths=0, bootstrap_reps=50))
+    for name in ("bh", "equal_weight"):
+        r = res.daily(name)["net_return"].to_numpy()
+        by_hand = (r - rf).mean() / r.std(ddof=1) * np.sqrt(252)
+        assert res.summary.loc[name, "sharpe"] == pytest.approx(by_hand, rel=1e-12)
+        boot = res.bootstrap[(res.bootstrap["agent"] == name) & (res.bootstrap["statistic"] == "sharpe")]
+        assert boot["estimate"].iloc[0] == pytest.approx(by_hand, rel=1e-12)
+        assert abs(res.summary.loc[name, "sharpe"] - zero.summary.loc[name, "sharpe"]) > 0.01
+    b = res.benchmark.to_numpy()  # the index row is scored alike
+    assert res.summary.loc["SP500 (index)", "sharpe"] == pytest.approx((b - rf).mean() / b.std(ddof=1) * np.sqrt(252), rel=1e-12)
+    # the command line takes the annual rate and books its daily equivalent
+    annual = 0.05
+    cli = backtest_cli(
+        ["buy_and_hold"], dataset=PANEL, train_end=SPLIT.train_end, val_end=SPLIT.val_end, n_paths=0, bootstrap_reps=0,
+        risk_free=annual, out=tmp_path / "rf", progress=False, report=False,
+    )
+    daily = (1.0 + annual) ** (1.0 / 252) - 1.0
+    assert cli.config.risk_free == pytest.approx(daily, rel=1e-12)
+    r = cli.daily("buy_and_hold")["net_return"].to_numpy()
+    assert cli.summary.loc["buy_and_hold", "sharpe"] == pytest.approx((r - daily).mean() / r.std(ddof=1) * np.sqrt(252), rel=1e-12)

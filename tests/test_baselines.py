@@ -28,8 +28,8 @@ from factorgym.generators.baselines import (
     fit_tppca_em,
     tfactor_log_density,
 )
-from factorgym.generators.baselines_common import PathStreams, window_moments
-from factorgym.generators.baselines_garch import skewt_cdf, skewt_from_normal, skewt_logpdf
+from factorgym.generators.baselines.common import PathStreams, window_moments
+from factorgym.generators.baselines.garch import skewt_cdf, skewt_from_normal, skewt_logpdf
 
 # ----------------------------------------------------------------------------- fixtures
 N_SMALL = 5
@@ -500,7 +500,7 @@ def test_garch_filter_matches_arch(small: tuple[ReturnPanel, Split]) -> None:
 def test_garch_density_integrates_and_cov() -> None:
     R = np.array([[1.0, 0.6], [0.6, 1.0]])
     eta, lam = np.array([4.5, 7.0]), np.array([-0.2, 0.1])
-    from factorgym.generators.baselines_garch import _copula_pearson
+    from factorgym.generators.baselines.garch import _copula_pearson
 
     pearson = _copula_pearson(R, eta, lam)
     pred = GarchPredictive(np.array([0.001, 0.0]), np.array([0.01, 0.02]), R, pearson, eta, lam)
@@ -575,7 +575,7 @@ def test_bootstrap_skips_incomplete_days(masked: ReturnPanel, small: tuple[Retur
 def test_bootstrap_moments_are_the_next_step_mixture() -> None:
     rng = np.random.default_rng(0)
     pool = rng.normal(size=(7, 3))
-    from factorgym.generators.baselines_bootstrap import _BootstrapSimulator
+    from factorgym.generators.baselines.bootstrap import _BootstrapSimulator
 
     sim = _BootstrapSimulator(pool, 2.5, _rngs(4))
     mean0, cov0 = sim.moments()

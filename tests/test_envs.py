@@ -13,11 +13,10 @@ from factorgym.envs import (
     GenerativeMarket,
     HistoricalMarket,
     InfeasibleActionError,
-    LookaheadWrapper,
     PortfolioEnv,
 )
 from factorgym.envs.actions import softmax
-from factorgym.envs.wrappers import EpisodeStatistics
+from factorgym.envs.wrappers import EpisodeStatistics, LookaheadWrapper
 from factorgym.errors import ActionError, DataValidationError, FactorGymError, InfeasibleError
 from factorgym.features import FeatureConfig, FeatureScaler, compute_features
 
@@ -509,6 +508,28 @@ def test_episode_statistics_wrapper(panel):
     env = EpisodeStatistics(PortfolioEnv(HistoricalMarket(panel, horizon=30), window=5))
     _, _, infos, _ = _roll(env, [env.action_space.sample() for _ in range(30)])
     stats = infos[-1]["episode_statistics"]
-    assert stats["days"] == 30
-    assert stats["total_return"] == pytest.approx(infos[-1]["wealth"] - 1, rel=1e-9)
-    assert 0 <= stats["max_drawdown"] < 1 and stats["total_cost"] > 0
+    assert stats["n_periods"] == 30
+    assert stats["accumulated_return"] == pytest.approx(infos[-1]["wealth"] - 1, rel=1e-9)
+    assert 0 <= stats["max_drawdown"] < 1 and stats["total_costs"] > 0
+
+
+def test_options_come_from_one_env_config(panel):
+    from factorgym.envs.config import EnvConfig
+    from factorgym.envs.rewards import make_reward
+
+    market = HistoricalMarket(panel, horizon=5)
+    cfg = EnvConfig(window=7, action_mode="weights")
+    env = PortfolioEnv(market, cfg, risk_free=1e-4)  # options override the config's fields
+    assert env.config == EnvConfig(window=7, action_mode="weights", risk_free=1e-4)
+    assert env.observation_space["returns"].shape == (7, 5)
+    assert PortfolioEnv(market, cfg, action_mode="long_short").constraints == Constraints.long_short()
+    with pytest.raises(FactorGymError, match=r"unknown environment options \['windw'\]; accepted: window"):
+        PortfolioEnv(market, windw=5)
+    with pytest.raises(FactorGymError, match="risk_free"):
+        PortfolioEnv(market, risk_free=float("nan"))
+    # a Reward object runs in an environment but cannot be saved
+    custom = PortfolioEnv(market, window=5, reward=make_reward("log", 1))
+    custom.reset(seed=0)
+    custom.step(custom.action_space.sample())
+    with pytest.raises(FactorGymError, match="cannot be saved"):
+        custom.config.to_dict()

@@ -67,12 +67,12 @@ def test_returns_and_volatility_match_skfolio(sp500_series: dict[str, np.ndarray
 @pytest.mark.parametrize("rf", [0.0, 0.03])
 def test_sharpe_sortino_match_skfolio(sp500_series: dict[str, np.ndarray], key: str, rf: float) -> None:
     r = sp500_series[key]
-    rf_d = (1 + rf) ** (1 / 252) - 1
+    rf_d = (1 + rf) ** (1 / 252) - 1  # risk_free is per period: the annual rate as a daily one
     sharpe = (skm.mean(r) - rf_d) / skm.standard_deviation(r) * math.sqrt(252)
     dd = skm.semi_deviation(r, min_acceptable_return=rf_d, biased=True)
     sortino = (skm.mean(r) - rf_d) / dd * math.sqrt(252)
-    assert M.sharpe_ratio(r, risk_free=rf) == pytest.approx(sharpe, abs=TOL, rel=TOL)
-    assert M.sortino_ratio(r, risk_free=rf) == pytest.approx(sortino, abs=TOL, rel=TOL)
+    assert M.sharpe_ratio(r, risk_free=rf_d) == pytest.approx(sharpe, abs=TOL, rel=TOL)
+    assert M.sortino_ratio(r, risk_free=rf_d) == pytest.approx(sortino, abs=TOL, rel=TOL)
 
 
 @pytest.mark.parametrize("key", SERIES)

@@ -17,7 +17,6 @@ from skfolio.optimization import MeanRisk, ObjectiveFunction
 from sklearn.base import clone
 from sklearn.covariance import LedoitWolf
 
-from factorgym.agents.cvar_solver import ClarabelMVSolver, CVaRProblem, HighsCVaRSolver, SolverError
 from factorgym.agents.estimators import (
     GeneratorSource,
     HistoricalSource,
@@ -30,13 +29,14 @@ from factorgym.agents.optimizers import (
     MeanCVaR,
     MeanVariance,
     MinVariance,
-    _MVProgram,
+    MVProgram,
     empirical_cvar,
     polish,
 )
 from factorgym.agents.protocol import Agent, Policy
+from factorgym.agents.solvers import ClarabelMVSolver, CVaRProblem, HighsCVaRSolver, SolverError
+from factorgym.constraints import Constraints, check_feasible, feasibility_violations
 from factorgym.costs import CostModel
-from factorgym.envs.actions import Constraints, check_feasible, feasibility_violations
 from factorgym.errors import DataValidationError, InfeasibleError
 from factorgym.generators.base import Predictive, SamplePredictive
 
@@ -409,7 +409,7 @@ def test_mv_hold_moves_to_least_turnover_feasible_point_when_drift_broke_the_bud
 ) -> None:
     # costs are paid from cash, so a fully invested book drifts to sum(w_d) slightly > 1
     wd = np.array([0.3, 0.3, 0.4002])
-    monkeypatch.setattr(_MVProgram, "solve", _failing)
+    monkeypatch.setattr(MVProgram, "solve", _failing)
     monkeypatch.setattr(ClarabelMVSolver, "solve", _failing)
     agent = MeanVariance(StaticSource(scenarios=scenarios(50, 3)), constraints=Constraints())
     d = agent.optimize(np.zeros((1, 3)), wd)

@@ -30,7 +30,7 @@ from factorgym.agents.rl import (
     policy_gap,
     train_agent,
 )
-from factorgym.app.train import train_agent_cli
+from factorgym.app.cli.train_agent import train_agent_cli
 from factorgym.costs import CostModel
 from factorgym.data import Split
 from factorgym.envs import Constraints, GenerativeMarket, HistoricalMarket, PortfolioEnv
@@ -157,7 +157,7 @@ def test_saved_model_loads_reproduces_actions_and_backtests(ppo, data):
     assert e.days == 40 and r.shape == (40,) and np.isfinite(r).all()
     assert e.log_wealth == pytest.approx(np.log1p(r).sum(), abs=1e-12)
     assert e.log_wealth == pytest.approx(math.log(infos[0]["wealth"]), abs=1e-12)
-    assert np.isfinite(e.sharpe) and e.total_cost >= 0 and 0 <= e.max_drawdown < 1
+    assert np.isfinite(e.sharpe) and e.total_costs >= 0 and 0 <= e.max_drawdown < 1
     assert res.episodes.equals(evaluate_policy_on(ppo, market, env=meta).episodes)  # TrainedAgent is a policy
 
 
@@ -397,7 +397,7 @@ def test_ppo_learns_to_hold_the_asset_with_the_highest_drift(tmp_path):
 
 def test_backtest_spec_loads_the_validation_selected_model_by_default(ppo, tmp_path, monkeypatch):
     import factorgym.agents.rl as rl
-    from factorgym.app.backtest import agent_from_spec
+    from factorgym.app.agent_factory import agent_from_spec
 
     asked: list[str] = []
 

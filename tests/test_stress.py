@@ -161,7 +161,8 @@ def test_replay_of_named_window() -> None:
 
 def test_agents_run_through_scenario_paths_with_costs_and_no_look_ahead(panel) -> None:
     from factorgym.agents.baselines import EqualWeight
-    from factorgym.app.backtest import BacktestAgent, stress_agents
+    from factorgym.app.backtest import BacktestAgent
+    from factorgym.app.stress import stress_agents
     from factorgym.costs import CostModel
     from factorgym.generators.stress import ScenarioSet
 

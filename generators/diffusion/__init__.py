@@ -14,7 +14,8 @@ Importing this module registers the generator kind ``"diffusion"``::
 
 Modules: ``config`` (dataclasses), ``factors`` (factor vectors from return windows),
 ``model`` (the network), ``diffusion`` (schedule, loss, samplers), ``training`` (loop, EMA,
-resumable state), ``generator`` (the :class:`~factorgym.generators.base.ReturnGenerator`).
+resumable state), ``generator`` (the :class:`~factorgym.generators.base.ReturnGenerator`),
+``simulator`` (its path simulator).
 """
 
 from factorgym.generators.diffusion.config import DiffusionConfig, DiTConfig

@@ -37,10 +37,9 @@ import torch
 
 from factorgym.artifacts import read_artifact, write_artifact
 from factorgym.data import MAX_ABS_DAILY_RETURN, ReturnPanel, Split
-from factorgym.errors import CheckpointError, DataValidationError
-from factorgym.features import FeatureScaler, RollingFeatures
+from factorgym.errors import CheckpointError, DataValidationError, NotFittedError
+from factorgym.features import FeatureScaler
 from factorgym.generators.base import (
-    PathSimulator,
     ReturnGenerator,
     SamplePredictive,
     register_generator,
@@ -51,12 +50,11 @@ from factorgym.generators.diffusion.config import DiffusionConfig
 from factorgym.generators.diffusion.diffusion import GaussianDiffusion
 from factorgym.generators.diffusion.factors import factor_names, panel_factors, window_factors
 from factorgym.generators.diffusion.model import FactorDiT
+from factorgym.generators.diffusion.simulator import MOMENT_SEED, DiffusionPathSimulator
 from factorgym.generators.diffusion.training import Trainer, TrainingSet
 
 __all__ = ["DiffusionGenerator", "DiffusionPredictive", "DiffusionPathSimulator", "MOMENT_SEED"]
 
-#: Seed of the fixed draw behind a predictive distribution's moments and quantiles.
-MOMENT_SEED = 0
 #: File name of the final artifact written to ``out_dir`` by :meth:`DiffusionGenerator.fit`.
 MODEL_FILE = "diffusion.zip"
 
@@ -81,16 +79,8 @@ class DiffusionPredictive(SamplePredictive):
         n_moment_samples: int,
         samples: np.ndarray | None = None,
     ) -> None:
-        super().__init__(sampler, int(present.shape[0]), n_moment_samples, seed=MOMENT_SEED)
+        super().__init__(sampler, int(present.shape[0]), n_moment_samples, seed=MOMENT_SEED, samples=samples)
         self.present = present
-        self._pre = samples
-
-    @property
-    def samples(self) -> np.ndarray:
-        """The fixed draw ``(n_moment_samples, N)`` behind the moment estimates."""
-        if self._pre is None:
-            self._pre = SamplePredictive.samples.fget(self)  # type: ignore[attr-defined]
-        return self._pre
 
 
 @register_generator
@@ -244,7 +234,7 @@ class DiffusionGenerator(ReturnGenerator):
     # ------------------------------------------------------------------ inputs
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            raise DataValidationError("this DiffusionGenerator is not fitted; call fit() or load() first")
+            raise NotFittedError("this DiffusionGenerator is not fitted; call fit() or load() first")
 
     def _inputs(self, fac: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network inputs from :class:`Factors`: ``x`` (..., N, K) float32, present, scale."""
@@ -259,7 +249,9 @@ class DiffusionGenerator(ReturnGenerator):
         scale = fac.scale if self.train_std_ is None else np.broadcast_to(self.train_std_, fac.present.shape)
         return x, present, np.where(present, scale, np.nan)
 
-    def _window_inputs(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def window_inputs(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Network inputs for history windows ``(..., W, N)``: ``x`` ``(..., N, K)``, present and
+        scale ``(..., N)`` (validates the windows)."""
         self._check_fitted()
         w = np.asarray(windows, dtype=np.float64)
         if w.ndim < 2 or w.shape[-1] != len(self.assets_):
@@ -279,7 +271,7 @@ class DiffusionGenerator(ReturnGenerator):
         c = self.config
         return self.diffusion_.n_noise_draws(c.sampler, c.sample_steps, c.eta)
 
-    def _sample_returns(
+    def sample_returns(
         self, x: np.ndarray, present: np.ndarray, scale: np.ndarray, noise: torch.Tensor
     ) -> np.ndarray:
         """Scenarios of simple returns for ``D`` days.
@@ -328,7 +320,7 @@ class DiffusionGenerator(ReturnGenerator):
         r = np.minimum(r, MAX_ABS_DAILY_RETURN)
         return np.where(present[:, None, :], r, np.nan)
 
-    def _torch_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def torch_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``(n_draws, 1, n, N)`` standard normals from ``generator``."""
         return torch.randn((self.n_noise_draws, 1, n, len(self.assets_)), generator=generator)
 
@@ -354,15 +346,15 @@ class DiffusionGenerator(ReturnGenerator):
         return self._predictives(w)
 
     def _predictives(self, windows: np.ndarray) -> list[DiffusionPredictive]:
-        x, present, scale = self._window_inputs(windows)
+        x, present, scale = self.window_inputs(windows)
         m = self.config.n_moment_samples
         out = []
         for d in range(windows.shape[0]):
             xd, pd_, sd = x[d : d + 1], present[d : d + 1], scale[d : d + 1]
 
             def sampler(n: int, rng: np.random.Generator, xd=xd, pd_=pd_, sd=sd) -> np.ndarray:
-                noise = self._torch_noise(n, torch_generator(rng))
-                return self._sample_returns(xd, pd_, sd, noise)[0]
+                noise = self.torch_noise(n, torch_generator(rng))
+                return self.sample_returns(xd, pd_, sd, noise)[0]
 
             out.append(DiffusionPredictive(sampler, present[d].copy(), m))
         return out
@@ -376,14 +368,14 @@ class DiffusionGenerator(ReturnGenerator):
         w = np.asarray(windows, dtype=np.float64)
         if w.ndim != 3:
             raise DataValidationError(f"sample_windows takes windows (D, W, N), got shape {w.shape}")
-        x, present, scale = self._window_inputs(w)
+        x, present, scale = self.window_inputs(w)
         streams = rng.spawn(w.shape[0])
         out = np.empty((w.shape[0], n, len(self.assets_)))
         per = max(1, self.config.sample_batch // max(n, 1))  # days per chunk: bounded noise memory
         for d0 in range(0, w.shape[0], per):
             d1 = min(d0 + per, w.shape[0])
-            noise = torch.cat([self._torch_noise(n, torch_generator(r)) for r in streams[d0:d1]], dim=1)
-            out[d0:d1] = self._sample_returns(x[d0:d1], present[d0:d1], scale[d0:d1], noise)
+            noise = torch.cat([self.torch_noise(n, torch_generator(r)) for r in streams[d0:d1]], dim=1)
+            out[d0:d1] = self.sample_returns(x[d0:d1], present[d0:d1], scale[d0:d1], noise)
         return out
 
     def simulator_window(
@@ -452,94 +444,6 @@ class DiffusionGenerator(ReturnGenerator):
         gen.model_ = model.eval().requires_grad_(False)
         gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
         return gen
-
-
-class DiffusionPathSimulator(PathSimulator):
-    """``P`` paths rolled forward on the model's own samples.
-
-    Each :meth:`step` recomputes every path's factors from its trailing window
-    (:class:`~factorgym.features.RollingFeatures` buffer), draws path ``p``'s noise from
-    ``rngs[p]`` in numpy, runs the sampler batched over paths, and pushes the new day.
-    """
-
-    def __init__(
-        self, gen: DiffusionGenerator, window: np.ndarray, rngs: Sequence[np.random.Generator]
-    ) -> None:
-        self._gen = gen
-        rngs = list(rngs)
-        if not rngs:
-            raise DataValidationError("a path simulator needs at least one random stream")
-        w = np.asarray(window, dtype=np.float64)
-        if w.ndim == 3 and w.shape[0] != len(rngs):
-            raise DataValidationError(f"{w.shape[0]} windows but {len(rngs)} random streams")
-        if w.ndim not in (2, 3):
-            raise DataValidationError(f"window must be (W, N) or (P, W, N), got shape {w.shape}")
-        gen._window_inputs(w[-gen.min_history :] if w.ndim == 2 else w[:, -gen.min_history :])  # validates
-        self._roll = RollingFeatures(
-            w, gen.config.features, length=gen.min_history, n_paths=len(rngs) if w.ndim == 2 else None
-        )
-        self._rngs = rngs
-        self._moments: tuple[int, np.ndarray, np.ndarray] | None = None
-
-    @property
-    def n_paths(self) -> int:
-        return self._roll.n_paths
-
-    @property
-    def n_assets(self) -> int:
-        return int(self._roll.window.shape[2])
-
-    @property
-    def window(self) -> np.ndarray:
-        """Current trailing windows ``(P, min_history, N)`` (read-only view)."""
-        v = self._roll.window.view()
-        v.setflags(write=False)
-        return v
-
-    def step(self) -> np.ndarray:
-        gen = self._gen
-        x, present, scale = gen._window_inputs(self._roll.window)  # (P, N, K), (P, N), (P, N)
-        draws = gen.n_noise_draws
-        noise = np.stack([r.standard_normal((draws, self.n_assets)) for r in self._rngs], axis=1)  # (draws, P, N)
-        noise_t = torch.from_numpy(noise.astype(np.float32))[:, :, None, :]  # (draws, P, 1, N)
-        r = gen._sample_returns(x, present, scale, noise_t)[:, 0]  # (P, N)
-        self._roll.push(r)
-        self._moments = None
-        return r
-
-    def reset_paths(
-        self, idx: np.ndarray, windows: np.ndarray, rngs: Sequence[np.random.Generator]
-    ) -> None:
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-        w = np.asarray(windows, dtype=np.float64)
-        if w.ndim != 3 or w.shape[0] != idx.size or len(rngs) != idx.size:
-            raise DataValidationError(
-                f"reset_paths needs {idx.size} windows (k, W, N) and streams; got {w.shape} and {len(rngs)}"
-            )
-        L = self._roll.length
-        if w.shape[1] < L or w.shape[2] != self.n_assets:
-            raise DataValidationError(f"reset windows must be (k, >= {L}, {self.n_assets}), got {w.shape}")
-        self._roll.window[idx] = w[:, -L:, :]
-        for i, r in zip(idx, rngs, strict=True):
-            self._rngs[int(i)] = r
-        self._moments = None
-
-    def moments(self, n_samples: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Mean ``(P, N)`` and covariance ``(P, N, N)`` of the next step.
-
-        Estimated from ``n_samples`` draws with fixed noise (seed :data:`MOMENT_SEED`, shared by
-        all paths); the path streams are not touched, so calling this never changes a path.
-        """
-        if self._moments is None or self._moments[0] != n_samples:
-            gen = self._gen
-            x, present, scale = gen._window_inputs(self._roll.window)
-            g = torch_generator(np.random.default_rng(MOMENT_SEED))
-            s = gen._sample_returns(x, present, scale, gen._torch_noise(n_samples, g))  # (P, S, N)
-            mean = s.mean(axis=1)
-            c = s - mean[:, None, :]
-            cov = np.einsum("psi,psj->pij", c, c) / max(n_samples - 1, 1)
-            self._moments = (n_samples, mean, cov)
-        return self._moments[1], self._moments[2]
 
 
 def _fingerprint(panel: ReturnPanel, stop: int) -> str:

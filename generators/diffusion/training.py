@@ -36,6 +36,7 @@ from factorgym.errors import CheckpointError, DataValidationError
 from factorgym.generators.diffusion.config import DiffusionConfig
 from factorgym.generators.diffusion.diffusion import GaussianDiffusion
 from factorgym.generators.diffusion.model import FactorDiT
+from factorgym.progress import Progress
 
 __all__ = ["TrainingSet", "TrainResult", "Trainer", "TRAIN_STATE_FILE", "VAL_SEED"]
 
@@ -125,7 +126,7 @@ class Trainer:
     fingerprint : str
         Identifies the data; a train state written for other data is refused.
     progress : bool
-        Show a rich progress bar.
+        Show a progress display (:class:`factorgym.progress.Progress`).
     """
 
     def __init__(
@@ -307,9 +308,9 @@ class Trainer:
         resumed = self.try_resume()
         start_step = self.step
         t0 = self._t0 = time.perf_counter()
-        bar = _Bar(self.progress, cfg.max_steps, start_step)
         running, n_running = 0.0, 0
-        try:
+        with Progress(cfg.max_steps, "diffusion fit", enabled=self.progress) as bar:
+            bar.update(start_step)
             while not self.done and self.step < cfg.max_steps:
                 s = self.step
                 self.model.train()
@@ -329,15 +330,14 @@ class Trainer:
                 if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
                     self._evaluate(running / max(n_running, 1))
                     running, n_running = 0.0, 0
-                    bar.note(self.history[-1])
+                    rec = self.history[-1]
+                    bar.describe(f"diffusion fit  train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}")
                 if self.step >= cfg.max_steps:
                     self.done = True
                 if self.step % cfg.checkpoint_every == 0 or self.done:
                     self.save_state()
                 bar.advance()
                 self._after_step(self.step)
-        finally:
-            bar.close()
         return TrainResult(
             best_state=self.best_state,
             best_step=self.best_step,
@@ -358,39 +358,3 @@ class Trainer:
             self.bad_evals += 1
             if self.config.patience is not None and self.bad_evals >= self.config.patience:
                 self.done = True
-
-
-class _Bar:
-    """A rich progress bar that can be switched off."""
-
-    def __init__(self, enabled: bool, total: int, completed: int) -> None:
-        self._p = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(
-            TextColumn("diffusion fit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        )
-        self._p.start()
-        self._task = self._p.add_task("fit", total=total, completed=completed, info="")
-
-    def advance(self) -> None:
-        if self._p is not None:
-            self._p.advance(self._task)
-
-    def note(self, rec: dict[str, float]) -> None:
-        if self._p is not None:
-            self._p.update(self._task, info=f"train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}")
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()

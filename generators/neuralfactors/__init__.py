@@ -8,12 +8,10 @@ Importing this module registers the ``"neuralfactors"`` generator kind.
 """
 
 from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
-from factorgym.generators.neuralfactors.generator import (
-    NeuralFactors,
-    NeuralFactorsPredictive,
-    NeuralFactorsSimulator,
-)
+from factorgym.generators.neuralfactors.generator import NeuralFactors
 from factorgym.generators.neuralfactors.model import FactorParams, NeuralFactorsNet
+from factorgym.generators.neuralfactors.predictive import NeuralFactorsPredictive
+from factorgym.generators.neuralfactors.simulator import NeuralFactorsSimulator
 
 __all__ = [
     "FactorParams",

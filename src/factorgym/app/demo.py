@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from factorgym.app.specs import AgentSpec
 from factorgym.artifacts import atomic_write_text
 from factorgym.data import ReturnPanel, Split, load_dataset
 from factorgym.generators.runs import RunSpec, fit_run
@@ -162,30 +163,24 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
 
     # 4. backtest ---------------------------------------------------------------------------
     bt_dir = out / "backtest"
-    agents = ["equal_weight", "mv:ledoit_wolf"]
-    for kind in cfg.backtest_generators:
-        if kind in runs:
-            # the CVaR agent reads the predictive's fixed draw (common random numbers across days):
-            # fresh draws every day turn sampling noise into trades (benchmarks/results/agents.md)
-            agents += [f"mv:{runs[kind]},label=mv:{kind}", f"cvar:{runs[kind]},draws=shared,label=cvar:{kind}"]
-    if "ppo" in upstream and (ppo_dir / "stage.json").is_file():
-        agents.append(f"sb3:{ppo_dir},label=ppo:neuralfactors")
+    ppo_spec = AgentSpec.of("sb3", ppo_dir, label="ppo:neuralfactors")
+    agents = _backtest_agents(runs, cfg) + ([ppo_spec] if "ppo" in upstream and (ppo_dir / "stage.json").is_file() else [])
     bt_gens = [runs[k] for k in cfg.backtest_generators if k in runs]
     stages.run(
         "backtest agents",
         bt_dir,
-        {"agents": [a.replace(str(out), "<out>") for a in agents], "upstream": {k: upstream[k] for k in (*cfg.backtest_generators, "ppo") if k in upstream}, "generators": [str(g.relative_to(out)) for g in bt_gens], "paths": cfg.backtest_paths, "horizon": cfg.backtest_horizon, "seed": cfg.seed, "reps": cfg.bootstrap_reps},
+        {"agents": _spec_texts(agents, out), "upstream": {k: upstream[k] for k in (*cfg.backtest_generators, "ppo") if k in upstream}, "generators": [str(g.relative_to(out)) for g in bt_gens], "paths": cfg.backtest_paths, "horizon": cfg.backtest_horizon, "seed": cfg.seed, "reps": cfg.bootstrap_reps},
         lambda: _backtest(agents, bt_gens, bt_dir, cfg),
     )
 
     # 5. stress -------------------------------------------------------------------------------
     stress_dir = out / "stress"
-    stress_agent_specs = ["mv:ledoit_wolf"] + ([f"sb3:{ppo_dir},label=ppo:neuralfactors"] if "ppo" in upstream else [])
+    stress_agent_specs = [AgentSpec.of("mv", "ledoit_wolf")] + ([ppo_spec] if "ppo" in upstream else [])
     if nf_run is not None:
         stages.run(
             "stress scenarios",
             stress_dir,
-            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed, "agents": [a.replace(str(out), "<out>") for a in stress_agent_specs], "ppo": upstream.get("ppo")},
+            {"run": upstream["neuralfactors"], "n": cfg.stress_scenarios, "date": cfg.stress_date, "horizon": cfg.stress_horizon, "seed": cfg.seed, "agents": _spec_texts(stress_agent_specs, out), "ppo": upstream.get("ppo")},
             lambda: _stress(nf_run, panel, stress_dir, cfg, stress_agent_specs),
         )
 
@@ -196,6 +191,25 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
 
 
 # ------------------------------------------------------------------------------- stages
+def _backtest_agents(runs: dict[str, Path], cfg: DemoConfig) -> list[AgentSpec]:
+    """1/N, Ledoit-Wolf mean-variance, and mean-variance and mean-CVaR on each backtest generator."""
+    agents = [AgentSpec.of("equal_weight"), AgentSpec.of("mv", "ledoit_wolf")]
+    for kind in cfg.backtest_generators:
+        if kind in runs:
+            # the CVaR agent reads the predictive's fixed draw (common random numbers across days):
+            # fresh draws every day turn sampling noise into trades (benchmarks/results/agents.md)
+            agents += [
+                AgentSpec.of("mv", runs[kind], label=f"mv:{kind}"),
+                AgentSpec.of("cvar", runs[kind], draws="shared", label=f"cvar:{kind}"),
+            ]
+    return agents
+
+
+def _spec_texts(specs: list[AgentSpec], out: Path) -> list[str]:
+    """The specs as a stage records them (independent of where the output folder is)."""
+    return [a.text.replace(str(out), "<out>") for a in specs]
+
+
 def _evaluate(runs: dict[str, Path], panel: ReturnPanel, split: Split, eval_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
     from factorgym.generators.evaluation import evaluate_generator, reports_table, save_reports
     from factorgym.generators.runs import load_run
@@ -226,21 +240,22 @@ def _train_ppo(nf_run: Path, ppo_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
         "ppo", str(nf_run), out_dir=ppo_dir, total_timesteps=cfg.ppo_timesteps, n_envs=cfg.ppo_envs, seed=cfg.seed, progress=True,
         algo_kwargs=cfg.ppo_kwargs or None, eval_freq=max(1, min(10_000, cfg.ppo_timesteps // 2)), overwrite=True,
     )
-    return {"path": str(getattr(res, "path", ppo_dir))}
+    return {"path": str(res.path)}
 
 
-def _backtest(agents: list[str], gens: list[Path], bt_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
-    from factorgym.app.backtest import backtest_cli
+def _backtest(agents: list[AgentSpec], gens: list[Path], bt_dir: Path, cfg: DemoConfig) -> dict[str, Any]:
+    from factorgym.app.backtest.experiment import run_backtest
 
-    backtest_cli(
+    run_backtest(
         agents, gens, dataset="sp500", out=bt_dir, n_paths=cfg.backtest_paths, horizon=cfg.backtest_horizon,
         seed=cfg.seed, bootstrap_reps=cfg.bootstrap_reps, report=True,
-    )
+    )  # default costs (7.5 / 12.5 bps), constraints and a zero cash rate
     return {}
 
 
-def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig, agents: list[str]) -> dict[str, Any]:
-    from factorgym.app.backtest import agent_from_spec, stress_agents
+def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig, agents: list[AgentSpec]) -> dict[str, Any]:
+    from factorgym.app.agent_factory import agent_from_spec
+    from factorgym.app.stress import stress_agents
     from factorgym.generators.runs import load_run
     from factorgym.generators.stress import (
         StressSpec,
@@ -252,7 +267,7 @@ def _stress(nf_run: Path, panel: ReturnPanel, stress_dir: Path, cfg: DemoConfig,
 
     gen, _, _ = load_run(nf_run)
     ew = np.full(panel.N, 1.0 / panel.N)
-    built = [agent_from_spec(a)[0] for a in agents]  # loaded once, reset by every run
+    built = [agent_from_spec(a).agent for a in agents]  # loaded once, reset by every run
     rows = []
     specs = {
         "market factor below its 1% quantile (1 day)": StressSpec(

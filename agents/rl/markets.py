@@ -1,0 +1,228 @@
+"""Where an agent trains: :class:`MarketSpec` (plain, JSON-able data) and the markets it
+resolves to, :class:`Markets` (training market and real held-out markets)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from factorgym.data import ReturnPanel, Split
+from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market
+from factorgym.errors import DataValidationError, FactorGymError
+from factorgym.features import FeatureConfig, FeatureScaler, compute_features
+from factorgym.io import is_dataset_name, load_source, same_source
+from factorgym.jsonable import jsonable
+
+if TYPE_CHECKING:
+    from factorgym.generators.base import ReturnGenerator
+
+__all__ = ["IN_MEMORY", "MarketSpec", "Markets", "fit_train_scaler"]
+
+
+#: Prefix of the market description of in-memory data (cannot be rebuilt from it).
+IN_MEMORY = "in-memory:"
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    """Where an agent trains, as plain, JSON-able data.
+
+    Parameters
+    ----------
+    source : str
+        ``"historical"`` (replay of the train rows) or the path of a generator run folder
+        (or a bare generator artifact) written by ``factorgym fit``.
+    dataset : str, optional
+        Embedded dataset name or CSV/Parquet path. Default: the run's dataset for a
+        generator, ``"sp500"`` for ``"historical"``.
+    train_end, val_end : str, optional
+        The split (inclusive ends). Default: the run's split for a generator (an explicit
+        value that differs raises: the agent's validation period must not overlap the rows
+        the generator was fitted or selected on), else :class:`~factorgym.data.Split`'s.
+    horizon : int
+        Steps per training episode (default 252, one trading year).
+    """
+
+    source: str = "historical"
+    dataset: str | None = None
+    train_end: str | None = None
+    val_end: str | None = None
+    horizon: int = 252
+
+    def __post_init__(self) -> None:
+        if int(self.horizon) < 1:
+            raise FactorGymError(f"horizon must be at least 1 step, got {self.horizon}")
+        object.__setattr__(self, "horizon", int(self.horizon))
+        object.__setattr__(self, "source", str(self.source))
+
+    @property
+    def is_historical(self) -> bool:
+        """True for training on replayed train rows."""
+        return self.source == "historical"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"source": self.source, "dataset": self.dataset, "train_end": self.train_end,
+                "val_end": self.val_end, "horizon": self.horizon}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MarketSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: d[k] for k in ("source", "dataset", "train_end", "val_end", "horizon") if k in d})
+
+    def build(self, panel: ReturnPanel | None = None) -> Markets:
+        """Load the data (and the generator) and build the markets.
+
+        Parameters
+        ----------
+        panel : ReturnPanel, optional
+            The dataset's panel, if already loaded (it must be the dataset named here).
+        """
+        from factorgym.generators.runs import load_run
+
+        if self.source.startswith(IN_MEMORY) or (panel is None and str(self.dataset or "").startswith(IN_MEMORY)):
+            raise FactorGymError(
+                f"this agent was trained on an {self.source} market, which cannot be rebuilt from its "
+                "description; build the markets yourself with Markets.from_objects(panel, split, generator)"
+            )
+        generator: ReturnGenerator | None = None
+        run_info: dict[str, Any] = {}
+        dataset, train_end, val_end = self.dataset, self.train_end, self.val_end
+        source = self.source
+        if not self.is_historical:
+            run_path = Path(self.source).expanduser()
+            generator, record, name = load_run(run_path)
+            source = str(run_path.resolve())
+            spec = (record or {}).get("spec") or {}
+            # a bare artifact has no run.json: its split cannot be checked (recorded as such)
+            run_info = {"run": name, "generator": type(generator).kind, "run_spec": spec,
+                        "split_checked": record is not None}  # fmt: skip
+            for label, mine, theirs in (("train_end", train_end, spec.get("train_end")),
+                                        ("val_end", val_end, spec.get("val_end"))):  # fmt: skip
+                if mine is not None and theirs is not None and pd.Timestamp(mine) != pd.Timestamp(theirs):
+                    raise DataValidationError(
+                        f"{label}={mine} differs from the {theirs} the generator run {name!r} was fitted with; "
+                        "the agent must use the generator's split so that its validation period never "
+                        "overlaps the generator's training or selection rows (omit the split to use the run's)"
+                    )
+            run_dataset = spec.get("dataset")
+            if dataset is not None and run_dataset is not None and not same_source(dataset, run_dataset):
+                raise DataValidationError(
+                    f"dataset {dataset!r} differs from the dataset {run_dataset!r} the generator run was fitted on"
+                )
+            dataset = dataset or run_dataset
+            train_end = train_end or spec.get("train_end")
+            val_end = val_end or spec.get("val_end")
+        dataset = dataset or "sp500"
+        if not is_dataset_name(dataset):
+            dataset = str(Path(dataset).expanduser().resolve())
+        split = Split(train_end or Split.train_end, val_end or Split.val_end)
+        if panel is None:
+            panel = load_source(dataset)
+        resolved = replace(self, source=source, dataset=dataset, train_end=split.train_end, val_end=split.val_end)
+        return Markets(resolved, panel, split, generator, run_info)
+
+
+@dataclass
+class Markets:
+    """The resolved markets of one :class:`MarketSpec`: training and held-out real markets.
+
+    Every market is built over the *whole* panel with day bounds (``first_day``/``last_day``),
+    so that all of them have the same observation keys; a market never reads a row after its
+    ``last_day`` (historical) or after an episode's start day (generative).
+
+    Attributes
+    ----------
+    spec : MarketSpec
+        The resolved specification (absolute paths, explicit split).
+    panel : ReturnPanel
+        The whole dataset.
+    split : Split
+    generator : ReturnGenerator or None
+        The generator of a generative market.
+    info : dict
+        Run name, generator kind and run specification (generative markets).
+    """
+
+    spec: MarketSpec
+    panel: ReturnPanel
+    split: Split
+    generator: ReturnGenerator | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_objects(
+        cls,
+        panel: ReturnPanel,
+        split: Split,
+        generator: ReturnGenerator | None = None,
+        horizon: int = 252,
+    ) -> Markets:
+        """Markets over an in-memory panel and (optionally) an in-memory fitted generator.
+
+        An agent trained on these records the market as ``"in-memory:..."``; it loads and
+        backtests like any other, but its market cannot be rebuilt from ``agent.json`` alone.
+        """
+        src = "historical" if generator is None else f"{IN_MEMORY}{type(generator).kind}"
+        spec = MarketSpec(src, dataset=f"{IN_MEMORY}{panel.name}", train_end=split.train_end,
+                          val_end=split.val_end, horizon=horizon)  # fmt: skip
+        info = {} if generator is None else {"generator": type(generator).kind, "run": None}
+        return cls(spec, panel, split, generator, info)
+
+    def rows(self, part: str) -> tuple[int, int]:
+        """Inclusive panel rows ``(first, last)`` of ``"train"``, ``"val"`` or ``"test"``."""
+        bounds = self.split.bounds(self.panel.dates)
+        if part not in bounds:
+            raise DataValidationError(f"unknown split part {part!r}; expected train, val or test")
+        i0, i1 = bounds[part]
+        if i1 <= i0:
+            raise DataValidationError(
+                f"split part {part!r} of {self.panel.name} is empty (train_end={self.split.train_end}, "
+                f"val_end={self.split.val_end})"
+            )
+        return i0, i1 - 1
+
+    @property
+    def train(self) -> Market:
+        """The training market: random start days inside the train rows, ``spec.horizon`` steps."""
+        _, last = self.rows("train")
+        h = self.spec.horizon
+        if self.generator is None:
+            return HistoricalMarket(self.panel, horizon=h, random_start=True, last_day=last)
+        return GenerativeMarket(self.generator, self.panel, horizon=h, random_start=True, last_day=last)
+
+    def heldout(self, part: str = "val", horizon: int | None = None) -> HistoricalMarket:
+        """Real history of ``part`` (``"val"``, ``"test"`` or ``"train"``) as a market.
+
+        Episodes start on days of ``part`` (observation windows may reach back before it,
+        which is past information) and never earn a return after its last day. ``horizon``
+        ``None`` runs each episode to the end of ``part``. The generator, when there is one,
+        is the predictor of ``"moments"`` observations.
+        """
+        first, last = self.rows(part)
+        return HistoricalMarket(
+            self.panel, horizon=horizon, random_start=False, first_day=first, last_day=last, predictor=self.generator
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON form: the specification (:meth:`MarketSpec.from_dict` reads it back) plus the
+        kind, generator run details and the train rows."""
+        d = self.spec.to_dict()
+        d["kind"] = "historical" if self.generator is None else "generative"
+        d.update(self.info)
+        d["train_rows"] = list(self.rows("train"))
+        return jsonable(d)
+
+
+def fit_train_scaler(markets: Markets, features: FeatureConfig) -> FeatureScaler:
+    """The feature scaler fitted on the train rows (saved with the agent, used everywhere)."""
+    X, valid = compute_features(markets.panel, features)
+    _, last = markets.rows("train")
+    try:
+        return FeatureScaler().fit(X[: last + 1], valid[: last + 1])
+    except DataValidationError:
+        raise DataValidationError(f"no complete feature rows in the train split of {markets.panel.name}") from None

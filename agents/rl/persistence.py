@@ -1,0 +1,226 @@
+"""The agent folder: saving models atomically, the ``agent.json`` sidecar
+(:class:`AgentMeta`), :class:`TrainedAgent` and :func:`load_agent`."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from factorgym.agents.rl.algos import ALGOS
+from factorgym.agents.rl.markets import Markets, MarketSpec
+from factorgym.artifacts import atomic_write_bytes
+from factorgym.envs.config import EnvConfig
+from factorgym.envs.markets import Market
+from factorgym.envs.vec_env import VecPortfolioEnv
+from factorgym.errors import CheckpointError, FactorGymError
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["AGENT_FORMAT", "AGENT_KIND", "BEST_NAME", "EVALS_NAME", "META_NAME", "MODEL_NAME", "AgentMeta", "TrainedAgent", "file_sha256", "load_agent", "save_model"]
+
+
+AGENT_KIND = "factorgym.rl_agent"
+AGENT_FORMAT = 1
+META_NAME = "agent.json"
+MODEL_NAME = "model.zip"
+BEST_NAME = "best_model.zip"
+EVALS_NAME = "evaluations.json"
+
+
+def file_sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data`` (the fingerprint of a model file in ``agent.json``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model(model: BaseAlgorithm, path: Path) -> str:
+    """``model.save`` into memory, then an atomic write to ``path``; returns the SHA-256."""
+    buf = io.BytesIO()
+    model.save(buf)
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return file_sha256(data)
+
+
+@dataclass(frozen=True)
+class AgentMeta:
+    """The contents of ``agent.json``.
+
+    Attributes
+    ----------
+    algo : str
+    env : EnvConfig
+        Rebuilds identical observation/action spaces: ``VecPortfolioEnv(market, n, config=meta.env)``.
+    assets : tuple of str
+        Asset order the policy was trained with.
+    market : MarketSpec
+        Where it trained (``market.build().heldout("test")`` gives the real test market).
+    seed, n_envs, total_timesteps, num_timesteps : int
+        Requested and actually trained timesteps (SB3 finishes whole rollouts).
+    library_version : str
+    record : dict
+        The full JSON record (versions, algorithm kwargs, evaluation summary, timings, files).
+    """
+
+    algo: str
+    env: EnvConfig
+    assets: tuple[str, ...]
+    market: MarketSpec
+    seed: int
+    n_envs: int
+    total_timesteps: int
+    num_timesteps: int
+    library_version: str
+    record: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AgentMeta:
+        """Parse ``agent.json`` contents (raises KeyError/TypeError/ValueError when malformed)."""
+        return cls(
+            algo=str(d["algo"]),
+            env=EnvConfig.from_dict(d["env"]),
+            assets=tuple(str(a) for a in d["assets"]),
+            market=MarketSpec.from_dict(d["market"]),
+            seed=int(d["seed"]),
+            n_envs=int(d["n_envs"]),
+            total_timesteps=int(d["total_timesteps"]),
+            num_timesteps=int(d["num_timesteps"]),
+            library_version=str(d["library_version"]),
+            record=dict(d),
+        )
+
+    def check_market(self, market: Market) -> None:
+        """Raise :class:`CheckpointError` unless ``market`` has the agent's assets in order."""
+        if tuple(market.assets) != self.assets:
+            raise CheckpointError(
+                f"the agent was trained on assets {list(self.assets)[:6]}... (N={len(self.assets)}) but the "
+                f"market has {list(market.assets)[:6]}... (N={len(market.assets)}); the order must match too"
+            )
+
+    def make_env(self, market: Market, n_envs: int = 1, seed: int | None = None) -> VecPortfolioEnv:
+        """A :class:`VecPortfolioEnv` over ``market`` with this agent's spaces."""
+        self.check_market(market)
+        return VecPortfolioEnv(market, n_envs, seed=seed, config=self.env)
+
+
+@dataclass
+class TrainedAgent:
+    """A trained SB3 model with its metadata; a policy itself (SB3's ``predict``).
+
+    Attributes
+    ----------
+    model : stable_baselines3.common.base_class.BaseAlgorithm
+        The final model.
+    meta : AgentMeta
+    path : Path
+        The agent folder.
+    evaluations : list of dict
+        The validation evaluations (also in ``evaluations.json``).
+    markets : Markets
+        The markets it trained and was validated on.
+    """
+
+    model: BaseAlgorithm
+    meta: AgentMeta
+    path: Path
+    evaluations: list[dict[str, Any]]
+    markets: Markets
+
+    @property
+    def observation_space(self) -> spaces.Space:
+        """The model's observation space."""
+        return self.model.observation_space
+
+    @property
+    def action_space(self) -> spaces.Space:
+        """The model's action space."""
+        return self.model.action_space
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, Any]:
+        """SB3's ``predict`` of the final model."""
+        return self.model.predict(observation, state, episode_start, deterministic)
+
+
+def load_agent(
+    path: str | Path, *, which: str = "final", device: str = "cpu"
+) -> tuple[BaseAlgorithm, AgentMeta]:
+    """Load a trained agent: ``(model, meta)``.
+
+    Parameters
+    ----------
+    path : path
+        An agent folder (with ``agent.json``), or a model ``.zip`` inside one (e.g. a
+        checkpoint under ``checkpoints/``: the sidecar of the folder above is used).
+    which : {"final", "best"}
+        With a folder: ``model.zip`` or ``best_model.zip`` (selected on validation).
+    device : str
+        Torch device for the policy.
+
+    Returns
+    -------
+    model : BaseAlgorithm
+    meta : AgentMeta
+        Rebuild the environment with ``meta.make_env(market)`` (same spaces), and the markets
+        with ``meta.market.build()``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing folder or files, a corrupt or modified model or sidecar, an unknown
+        algorithm, spaces that disagree with the sidecar.
+    """
+    if which not in ("final", "best"):
+        raise FactorGymError(f"which must be 'final' or 'best', got {which!r}")
+    p = Path(path)
+    if p.is_dir():
+        folder = p
+        model_file = folder / (MODEL_NAME if which == "final" else BEST_NAME)
+    elif p.is_file():
+        model_file = p
+        folder = p.parent if (p.parent / META_NAME).is_file() else p.parent.parent
+    else:
+        raise CheckpointError(f"no agent at {p}")
+    meta_file = folder / META_NAME
+    if not meta_file.is_file():
+        raise CheckpointError(f"{folder} has no {META_NAME}: not a finished factorgym agent (interrupted training?)")
+    try:
+        d = json.loads(meta_file.read_text())
+        if not isinstance(d, dict) or d.get("kind") != AGENT_KIND:
+            raise CheckpointError(f"{meta_file} is not a factorgym agent sidecar")
+        if d.get("format") != AGENT_FORMAT:
+            raise CheckpointError(f"{meta_file} has format {d.get('format')!r}; this library reads {AGENT_FORMAT}")
+        meta = AgentMeta.from_dict(d)
+    except CheckpointError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, FactorGymError) as exc:
+        raise CheckpointError(f"{meta_file} is corrupt: {type(exc).__name__}: {exc}") from exc
+    if meta.algo not in ALGOS:
+        raise CheckpointError(f"{meta_file} names unknown algorithm {meta.algo!r}")
+    if not model_file.is_file():
+        hint = " (no validation evaluation was run)" if which == "best" else ""
+        raise CheckpointError(f"{model_file} is missing{hint}")
+    data = model_file.read_bytes()
+    expected = {f["name"]: f["sha256"] for f in (d.get("files") or {}).values() if isinstance(f, dict)}
+    if model_file.parent == folder and model_file.name in expected and file_sha256(data) != expected[model_file.name]:
+        raise CheckpointError(f"{model_file} does not match {META_NAME} (SHA-256 differs): truncated or replaced")
+    try:
+        model = ALGOS[meta.algo].load(io.BytesIO(data), device=device)
+    except Exception as exc:  # SB3 surfaces damage as many types (zip, pickle, torch, KeyError...)
+        raise CheckpointError(f"{model_file} is corrupt or not a {meta.algo} model: {type(exc).__name__}: {exc}") from exc
+    want = {k: tuple(v) for k, v in (d.get("observation_space") or {}).items()}
+    obs_space = model.observation_space
+    got = {k: tuple(v.shape) for k, v in obs_space.spaces.items()} if isinstance(obs_space, spaces.Dict) else None  # type: ignore[union-attr]
+    if want and got != want:
+        raise CheckpointError(f"{model_file} observes {got}, but {META_NAME} records {want}")
+    return model, meta

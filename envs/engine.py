@@ -1,0 +1,230 @@
+"""The batched engine behind both portfolio environments.
+
+:class:`PortfolioEngine` holds the state of ``P`` paths (market, book, reward) and steps them
+together in numpy; :class:`~factorgym.envs.portfolio_env.PortfolioEnv` is that engine with
+``P = 1`` behind the Gymnasium API, and :class:`~factorgym.envs.vec_env.VecPortfolioEnv` is the
+same engine with ``P > 1`` behind stable-baselines3's ``VecEnv`` API. Sharing one engine, one
+configuration (:class:`~factorgym.envs.config.EnvConfig`) and one seeding rule
+(:func:`episode_streams`) is what makes the two produce identical trajectories.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from factorgym.constraints import Constraints
+from factorgym.costs import CostModel
+from factorgym.data import ReturnPanel
+from factorgym.envs.accounting import CostFunction, settle_day, with_cash
+from factorgym.envs.actions import ActionMapper
+from factorgym.envs.config import EnvConfig
+from factorgym.envs.markets import HistoricalMarket, Market, StartSpec
+from factorgym.envs.rewards import make_reward
+from factorgym.errors import ActionError, FactorGymError
+
+__all__ = [
+    "RESET_OPTIONS",
+    "PortfolioEngine",
+    "check_reset_options",
+    "default_market",
+    "draw_episode_seed",
+    "episode_streams",
+]
+
+#: Option keys accepted by ``reset(options=...)``.
+RESET_OPTIONS = frozenset({"episode_seed", "start"})
+
+
+def check_reset_options(options: Mapping[str, Any]) -> None:
+    """Raise :class:`FactorGymError` unless every key of ``options`` is in :data:`RESET_OPTIONS`."""
+    unknown = set(options) - RESET_OPTIONS
+    if unknown:
+        raise FactorGymError(f"unknown reset options {sorted(unknown)}; accepted: {sorted(RESET_OPTIONS)}")
+
+
+def draw_episode_seed(rng: np.random.Generator) -> int:
+    """The next episode seed of an environment (or of one vec-env path) from its ``np_random``."""
+    return int(rng.integers(0, np.iinfo(np.int64).max))
+
+
+def episode_streams(episode_seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """``(start_rng, path_rng)`` of an episode: two independent streams spawned from its seed.
+
+    ``start_rng`` draws the start day; ``path_rng`` is the path's stream handed to the
+    generator's ``PathSimulator``. An episode is a function of its seed (and the actions).
+    """
+    start_ss, path_ss = np.random.SeedSequence(int(episode_seed)).spawn(2)
+    return np.random.default_rng(start_ss), np.random.default_rng(path_ss)
+
+
+@functools.lru_cache(maxsize=1)
+def _sp500_train() -> ReturnPanel:
+    from factorgym.data import Split, load_dataset
+
+    return Split().part(load_dataset("sp500"), "train")
+
+
+def default_market() -> HistoricalMarket:
+    """The market used when none is given: the sp500 training split (1990-2013), random
+    starts, 252-day episodes (the immutable panel is loaded once per process)."""
+    return HistoricalMarket(_sp500_train(), horizon=252)
+
+
+class PortfolioEngine:
+    """Batched state and dynamics of ``P`` portfolio paths (see
+    :class:`~factorgym.envs.portfolio_env.PortfolioEnv`).
+
+    Parameters
+    ----------
+    market : Market
+    n_paths : int
+        ``P``.
+    config : EnvConfig, optional
+        The environment's options (default ``EnvConfig()``).
+    """
+
+    def __init__(self, market: Market, n_paths: int, config: EnvConfig | None = None) -> None:
+        if not isinstance(market, Market):
+            raise FactorGymError(f"market must be a HistoricalMarket or GenerativeMarket, got {type(market).__name__}")
+        if int(n_paths) < 1:
+            raise FactorGymError(f"n_paths must be at least 1, got {n_paths}")
+        cfg = self.config = config if config is not None else EnvConfig()
+        if not isinstance(cfg, EnvConfig):
+            raise FactorGymError(f"config must be an EnvConfig, got {type(cfg).__name__}")
+        self.market = market
+        self.n_paths = P = int(n_paths)
+        self.n_assets = N = market.n_assets
+        self.obs_config = cfg.observation_config
+        self.paths = market.open(P, self.obs_config)
+        assert cfg.constraints is not None and cfg.cost_model is not None  # resolved by EnvConfig
+        self.constraints: Constraints = cfg.constraints
+        self.mapper = ActionMapper(cfg.action_mode, N, self.constraints, cfg.temperature)
+        self.cost_model: CostModel = cfg.cost_model
+        self._cost_fn = CostFunction(self.cost_model, N)  # also validates per-asset rate shapes
+        self.reward_fn = make_reward(cfg.reward, P, **cfg.reward_kwargs)
+        self.risk_free = float(cfg.risk_free)
+        self.ruin_threshold = float(cfg.ruin_threshold)
+        if cfg.initial_weights is None:
+            w0 = np.zeros(N)
+        else:
+            w0 = np.asarray(cfg.initial_weights, dtype=np.float64)
+            if w0.shape != (N,) or not np.isfinite(w0).all():
+                raise ActionError(f"initial_weights must be {N} finite numbers, got shape {w0.shape}")
+        self.initial_weights = w0
+        self.observation_space = self._make_observation_space()
+        self.action_space = self.mapper.action_space
+        # state
+        self.wealth = np.ones(P)
+        self.w_drifted = np.tile(w0, (P, 1))
+        self.steps = np.zeros(P, dtype=np.int64)
+        self.net_return = np.zeros(P)
+        self.cost = np.zeros(P)
+        self.turnover = np.zeros(P)
+        self.episode_seeds: list[int] = [0] * P
+        self._start_dates: list[Any] = [None] * P
+        self.active = np.zeros(P, dtype=bool)
+
+    # ------------------------------------------------------------------ spaces
+    def _make_observation_space(self) -> spaces.Dict:
+        N, W = self.n_assets, self.obs_config.window
+        f64 = np.float64
+        d: dict[str, spaces.Space] = {
+            "returns": spaces.Box(-1.0, np.inf, shape=(W, N), dtype=f64),
+            "weights": spaces.Box(-np.inf, np.inf, shape=(N + 1,), dtype=f64),
+        }
+        if self.paths.has_mask:
+            d["mask"] = spaces.Box(0.0, 1.0, shape=(W, N), dtype=f64)
+        if self.obs_config.features is not None:
+            d["features"] = spaces.Box(-np.inf, np.inf, shape=(N, self.obs_config.features.n_features), dtype=f64)
+        if self.obs_config.moments is not None:
+            rows = 2 if self.obs_config.moments == "diag" else N + 1
+            d["moments"] = spaces.Box(-np.inf, np.inf, shape=(rows, N), dtype=f64)
+        return spaces.Dict(d)
+
+    # ------------------------------------------------------------------ dynamics
+    def reset_paths(self, idx: np.ndarray, episode_seeds: Sequence[int], starts: Sequence[StartSpec]) -> None:
+        """Start new episodes for paths ``idx`` ``(k,)`` from their episode seeds."""
+        idx = np.asarray(idx, dtype=np.int64)
+        streams = [episode_streams(s) for s in episode_seeds]
+        self.paths.reset(idx, [s[0] for s in streams], [s[1] for s in streams], list(starts))
+        self.wealth[idx] = 1.0
+        self.w_drifted[idx] = self.initial_weights
+        self.steps[idx] = 0
+        self.net_return[idx] = 0.0
+        self.cost[idx] = 0.0
+        self.turnover[idx] = 0.0
+        for p, s, d in zip(idx.tolist(), episode_seeds, self.paths.start_dates(idx), strict=True):
+            self.episode_seeds[p] = int(s)
+            self._start_dates[p] = d
+        self.reward_fn.reset(idx, self.wealth[idx])
+        self.active[idx] = True
+
+    def step(self, actions: Any, *, validated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Apply actions ``(P, D)`` for one day -> ``(reward, terminated, truncated)``, each ``(P,)``.
+
+        Invalid actions raise before any state changes.
+        """
+        if not self.active.all():
+            p = int(np.argmin(self.active))
+            raise FactorGymError(f"path {p} has no running episode: call reset() first (after it ended)")
+        a = actions if validated else self.mapper.validate(actions, self.n_paths)
+        w = self.mapper(a, self.w_drifted)
+        r = self.paths.step()
+        acc = settle_day(self.wealth, w, self.w_drifted, r, self._cost_fn, self.risk_free)
+        self.wealth = acc.wealth
+        self.w_drifted = acc.drifted
+        self.net_return, self.cost, self.turnover = acc.net_return, acc.cost, acc.turnover
+        reward = self.reward_fn(acc.net_return, acc.wealth)
+        self.steps += 1
+        terminated = acc.wealth <= self.ruin_threshold
+        truncated = (self.steps >= self.paths.horizons) & ~terminated
+        self.active &= ~(terminated | truncated)
+        return reward, terminated, truncated
+
+    # ------------------------------------------------------------------ outputs
+    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Observations of paths ``idx`` (all by default), each array with a leading ``k`` axis."""
+        paths = self.paths
+        wd = self.w_drifted if idx is None else self.w_drifted[idx]
+        obs = {"returns": paths.returns_window(idx), "weights": with_cash(wd)}
+        if paths.has_mask:
+            obs["mask"] = paths.mask_window(idx)
+        if self.obs_config.features is not None:
+            obs["features"] = paths.features(idx)
+        if self.obs_config.moments is not None:
+            obs["moments"] = paths.moments(idx)
+        return obs
+
+    def infos(self, idx: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Info dicts of paths ``idx`` (see :class:`~factorgym.envs.portfolio_env.PortfolioEnv`, *Info*)."""
+        sel: Any = slice(None) if idx is None else idx
+        ids = range(self.n_paths) if idx is None else np.asarray(idx).tolist()
+        dates = self.paths.dates()
+        starts = self._start_dates
+        return [
+            {
+                "wealth": w,
+                "net_return": r,
+                "cost": c,
+                "turnover": to,
+                "step": k,
+                "date": dates[p],
+                "start_date": starts[p],
+                "path_id": p,
+                "episode_seed": self.episode_seeds[p],
+            }
+            for p, w, r, c, to, k in zip(
+                ids,
+                self.wealth[sel].tolist(),
+                self.net_return[sel].tolist(),
+                self.cost[sel].tolist(),
+                self.turnover[sel].tolist(),
+                self.steps[sel].tolist(),
+                strict=True,
+            )
+        ]

@@ -1,0 +1,241 @@
+"""Reports of :func:`~factorgym.generators.evaluation.evaluate_generator`: the record, the
+comparison table, markdown and the files written side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from factorgym import metrics as M
+from factorgym.artifacts import atomic_write_text
+from factorgym.errors import DataValidationError
+from factorgym.jsonable import jsonable
+
+__all__ = ["GeneratorReport", "TABLE_COLUMNS", "reports_table", "save_reports", "to_markdown"]
+
+#: Scalar keys of :attr:`GeneratorReport.scalars` and their column titles in :func:`reports_table`.
+TABLE_COLUMNS: dict[str, str] = {
+    "nll_ind": "NLL ind",
+    "nll_joint": "NLL joint",
+    "cov_mse": "Cov MSE",
+    "box_m": "Box's M",
+    "box_m_divergence": "Box div.",
+    "cov_mse_outer": "Cov MSE (outer)",
+    "cal_uni": "Cal. Uni.",
+    "cal_port": "Cal. Port.",
+    "var95_rate": "VaR95 rate",
+    "var95_pof_p": "Kupiec95 p",
+    "var95_ind_p": "Ind95 p",
+    "var95_cc_p": "CC95 p",
+    "var99_rate": "VaR99 rate",
+    "var99_pof_p": "Kupiec99 p",
+    "var99_ind_p": "Ind99 p",
+    "var99_cc_p": "CC99 p",
+    "crps": "CRPS",
+    "energy_score": "Energy",
+    "sf_kurtosis": "SF kurt.",
+    "sf_acf": "SF ACF",
+    "sf_abs_acf": "SF |r| ACF",
+    "sf_leverage": "SF lev.",
+    "sf_corr": "SF corr.",
+}
+
+
+@dataclass
+class GeneratorReport:
+    """Evaluation of one generator on one split part.
+
+    Attributes
+    ----------
+    name : str
+        Label of the generator (rows of :func:`reports_table`).
+    part : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    dates : pandas.DatetimeIndex of shape (D,)
+        The predicted days.
+    assets : tuple of str, length N
+    scalars : dict of str to float
+        Aggregated metrics (keys of :data:`TABLE_COLUMNS` plus ``n_days``,
+        ``n_days_joint``, ``box_m_dof`` ...); NaN where not computable.
+    notes : dict of str to str
+        How each metric group was obtained (exact / estimate / unavailable and why).
+    calibration_per_asset : pandas.Series of shape (N,)
+        Calibration error of each asset (NaN for an asset never available).
+    days_per_asset : pandas.Series of shape (N,)
+        Evaluated days on which each asset traded (the weights of ``cal_uni``).
+    per_day : pandas.DataFrame of shape (D, *)
+        Per-day values indexed by ``dates``: ``n_assets``, ``nll_joint``, ``nll_ind``,
+        ``crps``, ``energy_score``, ``cov_mse_outer``, ``port_return``, ``port_pit``,
+        ``var_95``, ``hit_95``, ``var_99``, ``hit_99`` (VaR as positive loss fractions).
+    pit : ndarray of shape (D, N)
+        Per-asset PIT values (NaN where unavailable).
+    whitened : ndarray of shape (D, K)
+        Whitened realised returns of the ``K`` assets in ``cov_assets``.
+    cov_assets : tuple of str, length K
+        Assets available on every evaluated day (the covariance universe).
+    var_backtests : dict of str to VaRBacktest
+        Keyed by ``"95"``, ``"99"``.
+    stylized : StylizedFactsComparison or None
+        Simulated vs real stylized facts (None when ``sim_paths == 0``).
+    config : dict
+        Evaluation settings.
+    """
+
+    name: str
+    part: str
+    dates: pd.DatetimeIndex
+    assets: tuple[str, ...]
+    scalars: dict[str, float]
+    notes: dict[str, str]
+    calibration_per_asset: pd.Series
+    days_per_asset: pd.Series
+    per_day: pd.DataFrame
+    pit: np.ndarray
+    whitened: np.ndarray
+    cov_assets: tuple[str, ...]
+    var_backtests: dict[str, M.VaRBacktest] = field(default_factory=dict)
+    stylized: M.StylizedFactsComparison | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.Series:
+        """The scalars as a Series (in :data:`TABLE_COLUMNS` order first)."""
+        keys = [k for k in TABLE_COLUMNS if k in self.scalars] + [k for k in self.scalars if k not in TABLE_COLUMNS]
+        return pd.Series({k: self.scalars[k] for k in keys}, name=self.name, dtype=float)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (non-finite numbers become ``None``)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "part": self.part,
+            "start": str(self.dates[0].date()),
+            "end": str(self.dates[-1].date()),
+            "assets": list(self.assets),
+            "scalars": dict(self.scalars),
+            "notes": dict(self.notes),
+            "calibration_per_asset": {str(k): float(v) for k, v in self.calibration_per_asset.items()},
+            "days_per_asset": {str(k): int(v) for k, v in self.days_per_asset.items()},
+            "cov_assets": list(self.cov_assets),
+            "var_backtests": {k: v.to_dict() for k, v in self.var_backtests.items()},
+            "config": dict(self.config),
+        }
+        if self.stylized is not None:
+            out["stylized_facts"] = {
+                "distances": dict(self.stylized.distances),
+                "real": _facts_dict(self.stylized.real, mean_over_paths=False),
+                "simulated_mean": _facts_dict(self.stylized.simulated, mean_over_paths=True),
+            }
+        return jsonable(out, inf="null", other="str")
+
+
+def _facts_dict(f: M.StylizedFacts, *, mean_over_paths: bool) -> dict[str, Any]:
+    def agg(a: np.ndarray) -> Any:
+        a = np.asarray(a)
+        return (np.nanmean(a, axis=0) if mean_over_paths else a).tolist()
+
+    return {"kurtosis": agg(f.kurtosis), "acf": agg(f.acf), "abs_acf": agg(f.abs_acf), "leverage": agg(f.leverage)}
+
+
+def reports_table(reports: GeneratorReport | list[GeneratorReport]) -> pd.DataFrame:
+    """One row per report (index: name) with ``part``, ``days`` and the metric columns.
+
+    Columns follow :data:`TABLE_COLUMNS` (titles as in NeuralFactors tables 4-6 where they
+    exist); NaN marks a metric the generator cannot provide.
+    """
+    reps = [reports] if isinstance(reports, GeneratorReport) else list(reports)
+    if not reps:
+        raise DataValidationError("no reports to tabulate")
+    rows = []
+    for r in reps:
+        row: dict[str, Any] = {"part": r.part, "days": int(r.scalars.get("n_days", len(r.dates)))}
+        row.update({title: r.scalars.get(key, math.nan) for key, title in TABLE_COLUMNS.items()})
+        rows.append(row)
+    df = pd.DataFrame(rows, index=pd.Index([r.name for r in reps], name="model"))
+    keep = ["part", "days"] + [c for c in TABLE_COLUMNS.values() if df[c].notna().any()]
+    return df[keep]
+
+
+def _fmt_cell(v: Any, floatfmt: str) -> str:
+    if v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
+        return "N/A"
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v))
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return format(float(v), floatfmt)
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub-flavoured markdown table of ``df`` (index as first column; NaN as ``N/A``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    floatfmt : str
+        Format spec for floats (``format(x, floatfmt)``).
+
+    Returns
+    -------
+    str
+        Ends with a newline.
+    """
+    header = [str(df.index.name or "")] + [str(c) for c in df.columns]
+    rows = [[_fmt_cell(idx, floatfmt)] + [_fmt_cell(v, floatfmt) for v in row] for idx, row in zip(df.index, df.itertuples(index=False), strict=True)]
+    numeric = [False] + [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    widths = [max(len(h), 3, *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in rows)]) + "\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "report"
+
+
+def save_reports(reports: GeneratorReport | list[GeneratorReport], out_dir: str | Path) -> dict[str, Path]:
+    """Write the comparison table and every report's details atomically into ``out_dir``.
+
+    Files: ``generator_reports.csv`` and ``.md`` (:func:`reports_table`),
+    ``generator_reports.json`` (every report's :meth:`GeneratorReport.to_dict`), and
+    ``per_day/<name>_<part>.csv`` (the per-day values, for plots).
+
+    Returns
+    -------
+    dict of str to Path
+        The written files by role (``csv``, ``markdown``, ``json``, ``per_day:<name>_<part>``).
+    """
+    reps = [reports] if isinstance(reports, GeneratorReport) else list(reports)
+    keys = [f"{_slug(r.name)}_{r.part}" for r in reps]
+    if len(set(keys)) != len(keys):
+        raise DataValidationError(f"reports need distinct (name, part) to be saved side by side: {keys}")
+    out = Path(out_dir)
+    table = reports_table(reps)
+    paths = {
+        "csv": out / "generator_reports.csv",
+        "markdown": out / "generator_reports.md",
+        "json": out / "generator_reports.json",
+    }
+    atomic_write_text(paths["csv"], table.to_csv())
+    atomic_write_text(paths["markdown"], to_markdown(table))
+    atomic_write_text(
+        paths["json"], json.dumps([r.to_dict() for r in reps], indent=2, allow_nan=False, default=str) + "\n"
+    )
+    for key, r in zip(keys, reps, strict=True):
+        p = out / "per_day" / f"{key}.csv"
+        df = r.per_day.copy()
+        df.index.name = "date"
+        atomic_write_text(p, df.to_csv())
+        paths[f"per_day:{key}"] = p
+    return paths

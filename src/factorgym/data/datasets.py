@@ -1,0 +1,65 @@
+"""Embedded datasets, read without network access.
+
+The sp500 data is read from the CSV files that ship inside the ``skfolio`` wheel.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from factorgym.data.panel import ReturnPanel
+from factorgym.errors import DataValidationError
+
+__all__ = ["SP500_SECTORS", "load_dataset"]
+
+
+#: GICS sectors of the 20 stocks in skfolio's sp500 dataset.
+SP500_SECTORS: dict[str, str] = {
+    "AAPL": "Information Technology",
+    "AMD": "Information Technology",
+    "BAC": "Financials",
+    "BBY": "Consumer Discretionary",
+    "CVX": "Energy",
+    "GE": "Industrials",
+    "HD": "Consumer Discretionary",
+    "JNJ": "Health Care",
+    "JPM": "Financials",
+    "KO": "Consumer Staples",
+    "LLY": "Health Care",
+    "MRK": "Health Care",
+    "MSFT": "Information Technology",
+    "PEP": "Consumer Staples",
+    "PFE": "Health Care",
+    "PG": "Consumer Staples",
+    "RRC": "Energy",
+    "UNH": "Health Care",
+    "WMT": "Consumer Staples",
+    "XOM": "Energy",
+}
+
+
+def _load_sp500() -> ReturnPanel:
+    from skfolio.datasets import load_sp500_dataset, load_sp500_index
+
+    prices = load_sp500_dataset()
+    index = load_sp500_index()
+    static = pd.DataFrame({"sector": [SP500_SECTORS[a] for a in prices.columns]}, index=prices.columns)
+    return ReturnPanel.from_prices(prices, static=static, exog_prices=index, name="sp500")
+
+
+_DATASETS = {"sp500": _load_sp500}
+
+
+def load_dataset(name: str = "sp500") -> ReturnPanel:
+    """Load an embedded dataset (no network access).
+
+    ``"sp500"``: daily simple returns of 20 S&P 500 stocks, 1990-01-03..2022-12-28, from the
+    prices shipped in the ``skfolio`` wheel, with the S&P 500 index return as exogenous
+    column ``SP500`` and each stock's GICS ``sector`` as a static attribute. Prices there are
+    rounded to 3 decimals, so early low-priced stocks show quantised returns.
+    """
+    try:
+        loader = _DATASETS[name]
+    except KeyError:
+        raise DataValidationError(f"unknown dataset {name!r}; embedded datasets: {', '.join(_DATASETS)}") from None
+    return loader()
