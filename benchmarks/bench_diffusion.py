@@ -283,7 +283,8 @@ def bench_eval(out_dir: Path, nf_run: Path | None, stride: int, threads: int | N
     """``evaluate_generator`` on every ``stride``-th test day for the fitted sp500 model (and
     NeuralFactors on the same days), 500 samples and 500 moment draws per day."""
     from factorgym.generators.base import load_generator
-    from factorgym.generators.evaluation import evaluate_generator, reports_table, to_markdown
+    from factorgym.generators.evaluation import evaluate_generator, reports_table
+    from factorgym.report.tables import to_markdown
 
     panel, split = load_dataset("sp500"), Split()
     gen = load_generator(out_dir / "diffusion.zip")

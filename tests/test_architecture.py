@@ -43,7 +43,7 @@ def test_core_floor_lists_every_core_module() -> None:
     [
         ("src/factorgym/costs.py", "from factorgym.agents import protocol", "Floors"),
         ("generators/base.py", "import factorgym.envs.markets", "Generators simulate markets"),
-        ("envs/markets.py", "from factorgym.app import specs", "Environments never import"),
+        ("envs/markets/base.py", "from factorgym.app import specs", "Environments never import"),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:

@@ -21,8 +21,8 @@ from factorgym.generators.evaluation import (
     evaluate_generator,
     reports_table,
     save_reports,
-    to_markdown,
 )
+from factorgym.report.tables import to_markdown
 
 T, N, TRAIN, VAL = 420, 4, 200, 240  # 180 test days
 

@@ -53,7 +53,6 @@ from factorgym.generators.evaluation.report import (
     GeneratorReport,
     reports_table,
     save_reports,
-    to_markdown,
 )
 
 __all__ = [
@@ -63,5 +62,4 @@ __all__ = [
     "evaluate_generator",
     "reports_table",
     "save_reports",
-    "to_markdown",
 ]

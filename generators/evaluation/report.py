@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ import pandas as pd
 from factorgym import metrics as M
 from factorgym.artifacts import atomic_write_text
 from factorgym.errors import DataValidationError
-from factorgym.jsonable import jsonable
+from factorgym.jsonable import jsonable, slug
+from factorgym.report.tables import to_markdown
 
-__all__ = ["GeneratorReport", "TABLE_COLUMNS", "reports_table", "save_reports", "to_markdown"]
+__all__ = ["GeneratorReport", "TABLE_COLUMNS", "reports_table", "save_reports"]
 
 #: Scalar keys of :attr:`GeneratorReport.scalars` and their column titles in :func:`reports_table`.
 TABLE_COLUMNS: dict[str, str] = {
@@ -162,48 +162,6 @@ def reports_table(reports: GeneratorReport | list[GeneratorReport]) -> pd.DataFr
     return df[keep]
 
 
-def _fmt_cell(v: Any, floatfmt: str) -> str:
-    if v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
-        return "N/A"
-    if isinstance(v, bool | np.bool_):
-        return str(bool(v))
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return format(float(v), floatfmt)
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    """A GitHub-flavoured markdown table of ``df`` (index as first column; NaN as ``N/A``).
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-    floatfmt : str
-        Format spec for floats (``format(x, floatfmt)``).
-
-    Returns
-    -------
-    str
-        Ends with a newline.
-    """
-    header = [str(df.index.name or "")] + [str(c) for c in df.columns]
-    rows = [[_fmt_cell(idx, floatfmt)] + [_fmt_cell(v, floatfmt) for v in row] for idx, row in zip(df.index, df.itertuples(index=False), strict=True)]
-    numeric = [False] + [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
-    widths = [max(len(h), 3, *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
-
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric, strict=True)) + "|"
-    return "\n".join([line(header), sep, *(line(r) for r in rows)]) + "\n"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "report"
-
-
 def save_reports(reports: GeneratorReport | list[GeneratorReport], out_dir: str | Path) -> dict[str, Path]:
     """Write the comparison table and every report's details atomically into ``out_dir``.
 
@@ -217,7 +175,7 @@ def save_reports(reports: GeneratorReport | list[GeneratorReport], out_dir: str 
         The written files by role (``csv``, ``markdown``, ``json``, ``per_day:<name>_<part>``).
     """
     reps = [reports] if isinstance(reports, GeneratorReport) else list(reports)
-    keys = [f"{_slug(r.name)}_{r.part}" for r in reps]
+    keys = [f"{slug(r.name, default='report', strip='_')}_{r.part}" for r in reps]
     if len(set(keys)) != len(keys):
         raise DataValidationError(f"reports need distinct (name, part) to be saved side by side: {keys}")
     out = Path(out_dir)

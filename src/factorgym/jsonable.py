@@ -64,13 +64,23 @@ def numbers_from_json(x: Any) -> Any:
     return x
 
 
-def slug(text: str, taken: set[str] | None = None, *, keep: str = "_.-", sep: str = "_", default: str = "item") -> str:
+def slug(
+    text: str,
+    taken: set[str] | None = None,
+    *,
+    keep: str = "_.-",
+    sep: str = "_",
+    default: str = "item",
+    strip: str | None = None,
+) -> str:
     """A file- or anchor-safe name for ``text``, unique within ``taken`` (which it extends).
 
-    Runs of characters other than ASCII letters, digits and ``keep`` become ``sep``; a name
-    already in ``taken`` gets ``{sep}2``, ``{sep}3``... appended.
+    Runs of characters other than ASCII letters, digits and ``keep`` become ``sep``; the
+    characters ``strip`` (default: ``sep`` and ``.``) are removed from both ends; an empty
+    result is ``default``; a name already in ``taken`` gets ``{sep}2``, ``{sep}3``... appended.
     """
-    base = re.sub(rf"[^A-Za-z0-9{re.escape(keep)}]+", sep, str(text)).strip(sep + ".") or default
+    ends = sep + "." if strip is None else strip
+    base = re.sub(rf"[^A-Za-z0-9{re.escape(keep)}]+", sep, str(text)).strip(ends) or default
     if taken is None:
         return base
     name, i = base, 2

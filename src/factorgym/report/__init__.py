@@ -40,9 +40,10 @@ from factorgym.report.figures import (
     weights_figure,
 )
 from factorgym.report.html import Report
-from factorgym.report.tables import format_table
+from factorgym.report.tables import format_table, to_markdown
 
 __all__ = [
+    "to_markdown",
     "PALETTE",
     "PALETTE_LIGHT",
     "PNG_SIGNATURE",

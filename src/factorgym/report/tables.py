@@ -16,7 +16,9 @@ from factorgym.errors import DataValidationError
 __all__ = [
     "format_cell",
     "format_table",
+    "markdown_cell",
     "table_html",
+    "to_markdown",
 ]
 
 def format_cell(v: Any, spec: str) -> str:
@@ -110,3 +112,34 @@ def table_html(
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     body = "\n".join(rows)
     return f'<div class="tablewrap"><table>{cap}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>'
+
+
+def markdown_cell(v: Any, floatfmt: str = ".4g") -> str:
+    """:func:`format_cell` for a markdown table: ``|`` escaped and line breaks removed."""
+    return format_cell(v, floatfmt).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub-flavoured markdown table of ``df`` (index as first column; NaN as ``N/A``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    floatfmt : str
+        Format spec for floats (``format(x, floatfmt)``).
+
+    Returns
+    -------
+    str
+        Ends with a newline.
+    """
+    header = [str(df.index.name or "")] + [str(c) for c in df.columns]
+    rows = [[markdown_cell(idx, floatfmt)] + [markdown_cell(v, floatfmt) for v in row] for idx, row in zip(df.index, df.itertuples(index=False), strict=True)]
+    numeric = [False] + [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    widths = [max(len(h), 3, *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in rows)]) + "\n"

@@ -147,7 +147,7 @@ class BacktestResult:
         -------
         dict of str to Path
         """
-        from factorgym.generators.evaluation import to_markdown
+        from factorgym.report.tables import to_markdown
 
         out = Path(out_dir)
         paths: dict[str, Path] = {}

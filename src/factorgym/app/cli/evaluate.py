@@ -36,10 +36,10 @@ def evaluate_generators(
         evaluate_generator,
         reports_table,
         save_reports,
-        to_markdown,
     )
     from factorgym.generators.runs import load_run
     from factorgym.io import load_source
+    from factorgym.report.tables import to_markdown
 
     if split_part not in ("val", "test"):
         raise typer.BadParameter(f"--split must be val or test, got {split_part!r}")
