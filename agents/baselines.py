@@ -26,8 +26,20 @@ __all__ = ["EqualWeight", "BuyAndHold", "market_returns", "market_metrics", "sel
 _ALL_CASH = 1e-12
 
 
+def _alive(returns: np.ndarray, n: int) -> np.ndarray:
+    """Assets that trade on the decision day: a finite return on the last row of the window
+    (the observation's ``"mask"`` turns absent cells into NaN)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim == 2 and r.shape == (r.shape[0], n) and r.shape[0] > 0:
+        return np.isfinite(r[-1])
+    return np.ones(n, dtype=bool)
+
+
 class EqualWeight(Agent):
     """``1/N`` in every asset, rebalanced daily (the trade back from the drift pays costs).
+
+    ``N`` counts the assets alive on the decision day: an asset absent that day (not yet
+    listed, delisted, halted; mask 0 on the last row) gets 0.
 
     Parameters
     ----------
@@ -42,7 +54,9 @@ class EqualWeight(Agent):
         n = np.asarray(weights).shape[-1] - 1
         if not (np.isfinite(self.budget) and self.budget >= 0):
             raise DataValidationError(f"budget must be finite and >= 0, got {self.budget}")
-        return np.full(n, float(self.budget) / n)
+        alive = _alive(returns, n)
+        k = int(alive.sum())
+        return np.where(alive, float(self.budget) / max(k, 1), 0.0)
 
 
 def self_financing_scale(target: np.ndarray, w_drifted: np.ndarray, wealth: float, cost_model: CostModel) -> float:
@@ -87,7 +101,8 @@ class BuyAndHold(Agent):
     """Buy once, then hold: the action is the current drifted risky weights (zero cost).
 
     The initial purchase happens when the portfolio holds no risky asset (the environment's
-    all-cash start); otherwise the agent holds whatever it has.
+    all-cash start), in the assets alive that day only; otherwise the agent holds whatever
+    it has.
 
     Parameters
     ----------
@@ -129,6 +144,9 @@ class BuyAndHold(Agent):
         if np.abs(wd).sum() > _ALL_CASH:
             return wd.copy()
         t = self._target(wd.shape[0])
+        alive = _alive(returns, wd.shape[0])
+        if not alive.all():  # absent assets cannot be bought: 1/N of the live ones, or zero
+            t = np.where(alive, (1.0 / max(int(alive.sum()), 1)) if isinstance(self.initial, str) else t, 0.0)
         if self.self_financing:
             cm = self.cost_model if self.cost_model is not None else CostModel()
             t = t * self_financing_scale(t, wd, float(w.sum()), cm)

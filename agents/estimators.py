@@ -5,8 +5,9 @@ day ``t``) into an :class:`Estimate` of the next day's returns: a mean vector, a
 matrix and/or an ``(S, N)`` scenario matrix, whatever the optimizer asks for.
 
 * :class:`GeneratorSource` - a trained generator's predictive distribution
-  (``ReturnGenerator.predict_window``): closed-form mean/covariance when the predictive has
-  them (``has_closed_form``), otherwise moments of its samples; scenarios are
+  (``ReturnGenerator.predict_window``): the predictive's exact mean/covariance whenever it
+  has them (``has_closed_form`` or ``has_exact_moments``), otherwise moments of its samples;
+  scenarios are
   ``n_scenarios`` draws (the diffusion paper uses 500) from the agent's own
   ``numpy.random.Generator``.
 * :class:`HistoricalSource` - classical estimators on the last ``window`` observed days:
@@ -47,6 +48,8 @@ __all__ = [
     "sample_covariance",
     "ledoit_wolf_covariance",
     "check_window",
+    "check_estimate",
+    "exact_moments",
 ]
 
 
@@ -113,20 +116,116 @@ def james_stein_mean(x: np.ndarray, cov: np.ndarray | None = None) -> tuple[np.n
     return (1.0 - b) * m + b * g, b
 
 
-def check_window(window: Any, min_rows: int = 1, what: str = "observation window") -> np.ndarray:
-    """``window`` as a finite float64 ``(W, N)`` array with ``W >= min_rows``, or raise."""
+def check_window(window: Any, min_rows: int = 1, what: str = "observation window", *, allow_missing: bool = False) -> np.ndarray:
+    """``window`` as a float64 ``(W, N)`` array with ``W >= min_rows``, or raise.
+
+    Every value must be finite; with ``allow_missing``, NaN marks a missing cell (an asset
+    absent that day: not yet listed, delisted or halted) and only infinities are rejected.
+    """
     w = np.asarray(window, dtype=np.float64)
     if w.ndim != 2:
         raise DataValidationError(f"the {what} must have shape (window, N), got {w.shape}")
     if w.shape[0] < min_rows:
         raise DataValidationError(f"the {what} has {w.shape[0]} days; {min_rows} are needed")
-    if not np.isfinite(w).all():
-        rows, cols = np.nonzero(~np.isfinite(w))
+    bad = np.isinf(w) if allow_missing else ~np.isfinite(w)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        v = w[rows[0], cols[0]]
         raise DataValidationError(
-            f"the {what} has NaN/inf returns (first at row {rows[0]}, asset {cols[0]}); "
-            "the optimizer agents need every asset observed on every day of the window"
+            f"the {what} has {'inf' if allow_missing else 'NaN/inf'} returns (first {v} at row {rows[0]}, asset {cols[0]})"
+            + ("" if allow_missing else "; every asset must be observed on every day of it")
         )
     return w
+
+
+def check_estimate(est: Estimate, n: int, *, cov: bool, scenarios: bool, alive: np.ndarray | None = None) -> tuple[Estimate, np.ndarray]:
+    """Check an :class:`Estimate` handed to an optimizer and restrict it to the investable assets.
+
+    Parameters
+    ----------
+    est : Estimate
+    n : int
+        Number of assets ``N``.
+    cov, scenarios : bool
+        Whether the optimizer needs a covariance / scenarios.
+    alive : ndarray of shape (N,), bool, optional
+        Assets that trade on the decision day (default: all).
+
+    Returns
+    -------
+    estimate : Estimate
+        ``est`` with the entries of non-investable assets replaced by neutral finite values
+        (zero mean, zero covariance row and column with a positive diagonal, zero scenario
+        column): the optimizer pins their weights to zero, so these values never matter.
+    investable : ndarray of shape (N,), bool
+        ``alive`` and available to the source (``est.available``).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the bad input: a mean, covariance or scenario matrix of the wrong shape, with
+        NaN/inf for an asset the source says it estimated, or a covariance that is not
+        symmetric.
+    """
+    mean = np.asarray(est.mean, dtype=np.float64)
+    if mean.shape != (n,):
+        raise DataValidationError(f"the expected returns (mean) have shape {mean.shape}, expected ({n},)")
+    avail = np.ones(n, dtype=bool) if est.available is None else np.asarray(est.available, dtype=bool)
+    if avail.shape != (n,):
+        raise DataValidationError(f"the estimate's availability mask has shape {avail.shape}, expected ({n},)")
+    live = avail if alive is None else avail & np.asarray(alive, dtype=bool)
+    _finite("expected returns (mean)", mean[avail], np.nonzero(avail)[0])
+    c = None
+    if cov:
+        if est.cov is None:
+            raise DataValidationError("this optimizer needs a covariance, and the source gave none")
+        c = np.asarray(est.cov, dtype=np.float64)
+        if c.shape != (n, n):
+            raise DataValidationError(f"the covariance matrix has shape {c.shape}, expected ({n}, {n})")
+        sub = c[np.ix_(avail, avail)]
+        if not np.isfinite(sub).all():
+            i, j = np.argwhere(~np.isfinite(sub))[0]
+            a = np.nonzero(avail)[0]
+            raise DataValidationError(f"the covariance matrix has a non-finite entry {sub[i, j]} at ({a[i]}, {a[j]})")
+        scale = float(np.abs(sub).max(initial=0.0))
+        asym = float(np.abs(sub - sub.T).max(initial=0.0))
+        if asym > 1e-8 * max(scale, 1e-300):
+            raise DataValidationError(f"the covariance matrix is not symmetric (max |C - C'| = {asym:.3g}, max |C| = {scale:.3g})")
+    sc = None
+    if scenarios:
+        if est.scenarios is None:
+            raise DataValidationError("this optimizer needs scenarios, and the source gave none")
+        sc = np.asarray(est.scenarios, dtype=np.float64)
+        if sc.ndim != 2 or sc.shape[1] != n or sc.shape[0] < 1:
+            raise DataValidationError(f"the scenario matrix has shape {sc.shape}, expected (S >= 1, {n})")
+        sub = sc[:, avail]
+        if not np.isfinite(sub).all():
+            i, j = np.argwhere(~np.isfinite(sub))[0]
+            raise DataValidationError(
+                f"the scenario matrix has a non-finite return {sub[i, j]} (scenario {i}, asset {np.nonzero(avail)[0][j]})"
+            )
+    if live.all():
+        return est, live
+    out = ~live
+    mean = mean.copy()
+    mean[out] = 0.0
+    if c is not None:
+        c = c.copy()
+        c[out, :] = 0.0
+        c[:, out] = 0.0
+        d = np.diagonal(c)[live]
+        c[out, out] = float(d.mean()) if d.size and d.mean() > 0 else 1e-4
+    if sc is not None:
+        sc = sc.copy()
+        sc[:, out] = 0.0
+    return Estimate(mean=mean, cov=c, scenarios=sc, exact=est.exact, available=est.available), live
+
+
+def _finite(what: str, values: np.ndarray, index: np.ndarray) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataValidationError(f"the {what} has a non-finite value {values[k]} for asset {index[k]}")
 
 
 # ----------------------------------------------------------------------------- estimates
@@ -144,12 +243,16 @@ class Estimate:
         Equally likely scenarios (when requested).
     exact : bool
         True when ``mean``/``cov`` are a model's closed form rather than sample estimates.
+    available : ndarray of shape (N,), bool, or None
+        The assets the source could estimate (``None``: all). The entries of the others are
+        NaN and the optimizers keep them at zero weight.
     """
 
     mean: np.ndarray
     cov: np.ndarray | None = None
     scenarios: np.ndarray | None = None
     exact: bool = False
+    available: np.ndarray | None = None
 
 
 class ReturnSource(BaseEstimator, ABC):
@@ -218,6 +321,12 @@ class HistoricalSource(ReturnSource):
     Scenarios (for mean-CVaR) are the ``window`` observed return vectors themselves
     (historical simulation); the mean-CVaR objective's expected-return term uses ``mean``
     (so ``mean="zero"`` turns a mean-CVaR agent into a cost-aware minimum-CVaR one).
+
+    Missing data (NaN cells: an asset not yet listed, delisted or halted) is never read as a
+    return: an asset enters the estimate only when it is observed on every day of the
+    estimation window, and the estimators then run on those assets' columns alone (the
+    others are marked unavailable in :attr:`Estimate.available` and get zero weight). So a
+    late listing is estimated, and can be bought, once it has ``window`` days of history.
     """
 
     def __init__(
@@ -251,9 +360,25 @@ class HistoricalSource(ReturnSource):
         scenarios: bool = False,
     ) -> Estimate:
         self.validate()
-        x = check_window(window, self.min_window)
+        x = check_window(window, self.min_window, allow_missing=True)
         if self.window is not None:
             x = x[-int(self.window) :]
+        avail = np.isfinite(x).all(axis=0)
+        if avail.all():
+            return self._estimate(x, cov, scenarios)
+        n = x.shape[1]
+        sub = self._estimate(x[:, avail], cov, scenarios) if avail.any() else None
+        mu = np.full(n, np.nan)
+        c = np.full((n, n), np.nan) if cov else None
+        sc = np.where(avail, x, np.nan) if scenarios else None
+        if sub is not None:
+            mu[avail] = sub.mean
+            if c is not None:
+                c[np.ix_(avail, avail)] = sub.cov
+        return Estimate(mean=mu, cov=c, scenarios=sc, exact=False, available=avail)
+
+    def _estimate(self, x: np.ndarray, cov: bool, scenarios: bool) -> Estimate:
+        """The estimators on a complete window ``(W, K)``."""
         if self.mean == "sample":
             mu = sample_mean(x)
         elif self.mean == "james_stein":
@@ -357,6 +482,12 @@ class PredictionCache:
             self._put(keys[i], pred)
 
 
+def exact_moments(pred: Predictive) -> bool:
+    """True when ``pred.mean()`` / ``pred.cov()`` are exact (``has_closed_form`` or
+    ``has_exact_moments``), so a source must use them rather than moments of draws."""
+    return bool(getattr(pred, "has_closed_form", False) or getattr(pred, "has_exact_moments", False))
+
+
 class GeneratorSource(ReturnSource):
     """A trained generator's predictive distribution of day ``t+1``.
 
@@ -368,10 +499,13 @@ class GeneratorSource(ReturnSource):
         Draws per day (for scenarios, and for moments when they are sample-based). The
         diffusion paper uses 500.
     moments : {"auto", "closed_form", "samples"}
-        ``"auto"``: the predictive's exact mean/covariance when ``has_closed_form``,
-        otherwise the moments of this day's ``n_scenarios`` draws (the same draws the
-        scenarios are, so a mean-CVaR agent's mean and scenarios agree). ``"closed_form"``
-        raises when the predictive has none; ``"samples"`` always uses the draws.
+        ``"auto"``: the predictive's exact mean/covariance whenever it has them
+        (``has_closed_form`` or ``has_exact_moments``: e.g. NeuralFactors, whose density is
+        estimated but whose moments are closed form), otherwise the moments of this day's
+        ``n_scenarios`` draws (the same draws the scenarios are). Exact moments make a
+        mean-variance agent's weights independent of its seed (no Monte-Carlo noise in
+        ``mu`` and ``Sigma``). ``"closed_form"`` raises when the predictive has no exact
+        moments; ``"samples"`` always uses the draws.
     draws : {"own", "shared"}
         ``"own"`` (default): the scenarios are ``n_scenarios`` fresh draws from the agent's
         stream. ``"shared"``: the first ``n_scenarios`` rows of the predictive's fixed draw
@@ -446,13 +580,15 @@ class GeneratorSource(ReturnSource):
         self.validate()
         if rng is None and self.draws == "own":
             raise DataValidationError("GeneratorSource.estimate needs the agent's numpy.random.Generator")
-        x = check_window(window, self.min_window, "observation window (generator context)")
+        # NaN cells (absent assets) go to the generator as missing; the agent keeps assets
+        # absent on the decision day at zero weight
+        x = check_window(window, self.min_window, "observation window (generator context)", allow_missing=True)
         c = self._cache()
         pred = c.get(x) if c is not None else self.generator.predict_window(x)
-        closed = bool(pred.has_closed_form)
+        closed = exact_moments(pred)
         if self.moments == "closed_form" and not closed:
             raise DataValidationError(
-                f"{type(pred).__name__} has no closed-form moments; use moments='auto' or 'samples'"
+                f"{type(pred).__name__} has no exact (closed-form) moments; use moments='auto' or 'samples'"
             )
         use_closed = closed and self.moments != "samples"
         draws = None
@@ -547,7 +683,7 @@ class StaticSource(ReturnSource):
         n = mu.shape[0]
         if (c is not None and c.shape != (n, n)) or (sc is not None and sc.shape[1] != n):
             raise DataValidationError(
-                f"StaticSource shapes disagree: mean {mu.shape}, cov {None if c is None else c.shape}, "
-                f"scenarios {None if sc is None else sc.shape}"
+                f"StaticSource shapes disagree: mean {mu.shape}, covariance {None if c is None else c.shape}, "
+                f"scenario matrix {None if sc is None else sc.shape}"
             )
         return Estimate(mean=mu, cov=c, scenarios=sc if scenarios else None, exact=True)

@@ -8,7 +8,14 @@ so one evaluation loop runs a trained SB3 model and an optimizer alike. ``obs`` 
 environment's observation dict (float64):
 
 ``"returns"``  ``(window, N)`` last daily simple returns, oldest first, ending at day ``t``;
-``"weights"``  ``(N + 1,)`` current *drifted* weights, risky assets then cash last.
+``"weights"``  ``(N + 1,)`` current *drifted* weights, risky assets then cash last;
+``"mask"``     (only for panels with missing cells) ``(window, N)``, 1.0 where the asset
+               trades that day, 0.0 where it is absent (not yet listed, delisted, halted).
+
+Absent cells are read as missing (NaN) returns, never as the environment's placeholder
+``0.0``: :func:`parse_observation` applies the mask, so a dead stock cannot look riskless to
+an estimator, and the agents keep assets absent on the decision day (the last row) at zero
+weight.
 
 A vectorised environment adds a leading batch axis to both (``(n_envs, window, N)``,
 ``(n_envs, N + 1)``); ``predict`` then returns ``(n_envs, N)`` actions. The agents in this
@@ -61,6 +68,7 @@ def parse_observation(observation: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     Returns
     -------
     returns : ndarray of shape (B, W, N)
+        With NaN where the observation's ``"mask"`` (if any) is 0.
     weights : ndarray of shape (B, N + 1)
     batched : bool
         Whether the observation had a batch axis.
@@ -87,6 +95,11 @@ def parse_observation(observation: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         )
     if not np.isfinite(w).all():
         raise DataValidationError("observation weights contain NaN or inf")
+    if "mask" in observation:
+        m = np.asarray(observation["mask"], dtype=np.float64)
+        if m.shape != r.shape:
+            raise DataValidationError(f"observation 'mask' has shape {m.shape}, expected the returns' shape {r.shape}")
+        r = np.where(m > 0.0, r, np.nan)
     if not batched:
         r, w = r[None], w[None]
     return r, w, batched

@@ -3,7 +3,11 @@ constraint satisfaction, infeasibility, solver fallbacks, determinism, estimator
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 from typing import ClassVar
 
 import cvxpy as cp
@@ -37,7 +41,7 @@ from factorgym.agents.protocol import Agent, Policy
 from factorgym.agents.solvers import ClarabelMVSolver, CVaRProblem, HighsCVaRSolver, SolverError
 from factorgym.constraints import Constraints, check_feasible, feasibility_violations
 from factorgym.costs import CostModel
-from factorgym.errors import DataValidationError, InfeasibleError
+from factorgym.errors import DataValidationError, FactorGymError, InfeasibleError
 from factorgym.generators.base import Predictive, SamplePredictive
 
 FULL = Constraints(budget=(1.0, 1.0))  # long-only, fully invested (skfolio's default set)
@@ -542,8 +546,8 @@ def test_historical_estimators() -> None:
     assert 0.0 < b < 1.0
     assert b == pytest.approx(ref.beta_, rel=1e-10)
     np.testing.assert_allclose(mu, ref.mu_, rtol=1e-10)
-    with pytest.raises(DataValidationError, match="NaN"):
-        HistoricalSource().estimate(np.where(np.eye(120, 6) > 0, np.nan, x))
+    with pytest.raises(DataValidationError, match="inf"):  # NaN is a missing cell (tests/test_delisting_agents.py)
+        HistoricalSource().estimate(np.where(np.eye(120, 6) > 0, np.inf, x))
     with pytest.raises(DataValidationError, match="60 are needed"):
         HistoricalSource(window=60).estimate(x[:30])
 
@@ -627,3 +631,153 @@ def test_shared_draws_are_the_predictives_fixed_draw_for_every_agent() -> None:
         GeneratorSource(_ToyGenerator(True), 50, draws="shared").estimate(x, None, scenarios=True)
     with pytest.raises(DataValidationError, match="needs the agent's"):
         GeneratorSource(gen, 50).estimate(x, None, scenarios=True)
+
+
+# ============================================================================ solver state and output
+_PROBE = r"""
+import json, sys
+import numpy as np
+mode, out = sys.argv[1], sys.argv[2]
+if mode == "after_highs":
+    # another HiGHS user first: its global scheduler now has 3 threads
+    import highspy
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 3)
+    h.addVars(2, np.zeros(2), np.full(2, 10.0))
+    h.changeColsCost(2, np.arange(2, dtype=np.int32), np.ones(2))
+    h.run()
+    from scipy.optimize import linprog
+    linprog([1.0, 1.0], A_ub=[[-1.0, -1.0]], b_ub=[-1.0], bounds=[(0, None)] * 2, method="highs")
+from factorgym.agents.estimators import StaticSource
+from factorgym.agents.optimizers import MeanCVaR, MeanVariance
+from factorgym.constraints import Constraints
+res = {"weights": [], "fallbacks": 0, "solves": 0}
+for seed in range(4):
+    rng = np.random.default_rng(seed)
+    n = 6 + 3 * seed
+    sc = rng.standard_t(5, (400, n)) * 0.01 + rng.normal(5e-4, 5e-4, n)
+    wd = rng.dirichlet(np.ones(n))
+    for method in ("simplex", "ipm"):
+        ag = MeanCVaR(StaticSource(scenarios=sc), constraints=Constraints(budget=(1.0, 1.0)), highs_method=method, seed=0)
+        d = ag.optimize(sc[:2], wd)
+        res["weights"].append([float(x).hex() for x in d.weights])
+        res["fallbacks"] += ag.n_fallbacks_
+        res["solves"] += ag.n_solves_
+# the cvxpy fallbacks with HiGHS print nothing either
+MeanVariance(StaticSource(scenarios=sc), solver="cvxpy-highs").optimize(sc[:2], wd)
+MeanCVaR(StaticSource(scenarios=sc), solver="cvxpy-highs", seed=0).optimize(sc[:2], wd)
+with open(out, "w") as f:
+    json.dump(res, f)
+"""
+
+
+def _probe(mode: str, tmp_path) -> tuple[subprocess.Popen, Path]:
+    out = tmp_path / f"{mode}.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PROBE, mode, str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    return proc, out
+
+
+def test_mean_cvar_results_do_not_depend_on_earlier_highs_use_and_solvers_are_silent(tmp_path) -> None:
+    """Issue 15 item 3 and issue 12 item 7, each in a fresh process: HiGHS keeps one thread
+    pool per process (an instance asking for another thread count fails, "Not Set"), and
+    prints its banner once per process from its constructor."""
+    runs = {m: _probe(m, tmp_path) for m in ("fresh", "after_highs")}
+    res = {}
+    for mode, (proc, out) in runs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr.decode()
+        if mode == "fresh":  # (the other probe's own highspy use prints HiGHS' banner itself)
+            assert stdout == b"", f"solver output reached stdout: {stdout[:300]!r}"
+        assert stderr == b"", f"{mode}: solver output or fallback warnings on stderr: {stderr[:300]!r}"
+        res[mode] = json.loads(out.read_text())
+    for mode in res:
+        assert res[mode]["solves"] == 8 and res[mode]["fallbacks"] == 0, (mode, res[mode])
+    assert res["fresh"]["weights"] == res["after_highs"]["weights"]
+
+
+@pytest.mark.parametrize("solver", ["highs", "cvxpy-clarabel", "cvxpy-highs", "cvxpy-scs"])
+def test_cvar_solvers_print_nothing(solver: str, capfd) -> None:
+    r = scenarios(200, 6)
+    MeanCVaR(StaticSource(scenarios=r), solver=solver, highs_method="ipm" if solver == "highs" else "auto").optimize(
+        r[:2], drifted(6)
+    )
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("solver", [*MeanVariance.solvers])
+def test_mv_solvers_print_nothing(solver: str, capfd) -> None:
+    r = scenarios(200, 6)
+    MeanVariance(StaticSource(scenarios=r), solver=solver).optimize(r[:2], drifted(6))
+    MeanVariance(StaticSource(scenarios=r), cost_model=CostModel(impact=1e-3), solver="cvxpy-scs").optimize(r[:2], drifted(6))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+# ============================================================================ malformed inputs
+_BAD = st.sampled_from([np.nan, np.inf, -np.inf])
+
+
+def _good(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sc = scenarios(80, n, seed)
+    return sc.mean(axis=0), np.cov(sc, rowvar=False), sc
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(2, 6),
+    seed=st.integers(0, 5),
+    what=st.sampled_from(["mean", "cov", "scenarios", "drifted"]),
+    bad=_BAD,
+    pos=st.integers(0, 10_000),
+)
+def test_optimizers_reject_non_finite_inputs_naming_them(n: int, seed: int, what: str, bad: float, pos: int) -> None:
+    mu, cov, sc = _good(n, seed)
+    wd = drifted(n)
+    arr = {"mean": mu, "cov": cov, "scenarios": sc, "drifted": wd}[what].copy()
+    arr.flat[pos % arr.size] = bad
+    mu, cov, sc, wd = (arr if what == k else v for k, v in (("mean", mu), ("cov", cov), ("scenarios", sc), ("drifted", wd)))
+    name = {"mean": "mean", "cov": "covariance", "scenarios": "scenario", "drifted": "drifted weights"}[what]
+    agents = []
+    if what != "scenarios":
+        agents.append(MeanVariance(StaticSource(mean=mu, cov=cov)))
+    if what != "cov":
+        agents.append(MeanCVaR(StaticSource(mean=mu, scenarios=sc)))
+    for agent in agents:
+        with pytest.raises(FactorGymError, match=name) as info:
+            agent.optimize(sc[:2], wd)
+        assert str(bad) in str(info.value)  # the bad value itself
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(2, 6), seed=st.integers(0, 5), kind=st.sampled_from(["mean", "cov", "scenarios", "drifted", "non_psd", "asym"]))
+def test_optimizers_reject_malformed_arrays_naming_them(n: int, seed: int, kind: str) -> None:
+    mu, cov, sc = _good(n, seed)
+    wd = drifted(n)
+    if kind == "mean":
+        mu, name = mu[:-1], "mean"
+    elif kind == "cov":
+        cov, name = cov[:, :-1], "covariance"
+    elif kind == "scenarios":
+        sc, name = sc[:, :-1], "scenario"
+    elif kind == "drifted":
+        wd, name = np.stack([wd, wd]), "drifted weights"
+    elif kind == "non_psd":
+        lam, vec = np.linalg.eigh(cov)
+        lam[0] = -lam[-1]  # clearly negative
+        cov, name = (vec * lam) @ vec.T, "positive semidefinite"
+    else:
+        cov = cov.copy()
+        cov[0, 1] += 10 * np.abs(cov).max()
+        name = "symmetric"
+    agents = []
+    if kind != "scenarios":
+        agents.append(MeanVariance(StaticSource(mean=mu, cov=cov)))
+    if kind not in ("cov", "non_psd", "asym"):
+        agents.append(MeanCVaR(StaticSource(mean=mu, scenarios=sc)))
+    for agent in agents:
+        with pytest.raises(FactorGymError, match=name):
+            agent.optimize(np.zeros((2, n)), wd)

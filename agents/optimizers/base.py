@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorgym.agents.estimators import Estimate, ReturnSource
+from factorgym.agents.estimators import Estimate, ReturnSource, check_estimate
 from factorgym.agents.optimizers.feasibility import (
+    Feasible,
     diagnose_infeasibility,
     min_turnover_portfolio,
     polish,
@@ -210,16 +211,22 @@ class OptimizerAgent(Agent):
         self._counters()
         self.validate()
         wd = np.asarray(w_drifted, dtype=np.float64)
+        if wd.ndim != 1 or wd.shape[0] < 1:
+            raise DataValidationError(f"the drifted weights must be a vector of shape (N,), got shape {wd.shape}")
+        if not np.isfinite(wd).all():
+            i = int(np.argmax(~np.isfinite(wd)))
+            raise DataValidationError(f"the drifted weights contain a non-finite value {wd[i]} (asset {i})")
         n = wd.shape[0]
         x = np.asarray(returns, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != n:
             raise DataValidationError(f"returns {x.shape} and drifted weights {wd.shape} disagree")
         self._check_static(n)
+        # an asset whose return is missing (NaN) on the decision day does not trade: weight 0
+        alive = np.isfinite(x[-1]) if x.shape[0] else np.ones(n, dtype=bool)
         rng = self._rng(env_index) if self.source.uses_rng else None
         est = self.source.estimate(x, rng, cov=self._needs_cov, scenarios=self._needs_scenarios)
-        if est.mean.shape != (n,):
-            raise DataValidationError(f"the source's mean has shape {est.mean.shape}, expected ({n},)")
-        decision = self._decide(est, wd)
+        est, investable = check_estimate(est, n, cov=self._needs_cov, scenarios=self._needs_scenarios, alive=alive)
+        decision = self._decide(est, wd, None if investable.all() else ~investable)
         self.n_solves_ += 1
         self.last_decision_ = decision
         return decision
@@ -231,15 +238,18 @@ class OptimizerAgent(Agent):
             self.constraints_.feasible_point(n)
             self.__dict__["_static_ok"] = key
 
-    def _decide(self, est: Estimate, wd: np.ndarray) -> Decision:
+    def _decide(self, est: Estimate, wd: np.ndarray, absent: np.ndarray | None = None) -> Decision:
+        """Solve; ``absent`` ``(N,)`` marks assets held at zero weight (not investable today)."""
         c = self.constraints_
         errors: list[str] = []
         t0 = time.perf_counter()
         order = self._solver_order()
+        self._absent = absent
         for i, name in enumerate(order):
             try:
                 raw = self._solve_with(name, est, wd)
-                polished = polish(raw.weights, wd, c)
+                w_raw = raw.weights if absent is None else np.where(absent, 0.0, raw.weights)
+                polished = polish(w_raw, wd, c, fixed_zero=absent)
             except SolverError as exc:
                 if exc.maybe_infeasible:
                     why = diagnose_infeasibility(c, wd)
@@ -256,7 +266,9 @@ class OptimizerAgent(Agent):
             )
         # every solver failed: hold (or the least-turnover feasible portfolio)
         self.n_holds_ += 1
-        w = wd.copy()
+        w = wd.copy() if absent is None else np.where(absent, 0.0, wd)
+        if absent is not None and feasibility_violations(w, wd, c):
+            w = wd.copy()
         if feasibility_violations(w, wd, c):
             w = min_turnover_portfolio(c, wd).weights
             if feasibility_violations(w, wd, c):
@@ -302,6 +314,17 @@ class OptimizerAgent(Agent):
             raise DataValidationError(
                 f"{type(self).__name__} solver must be 'auto' or one of {', '.join(self.solvers)}, got {self.solver!r}"
             )
+
+    def _feasible(self, n: int) -> Feasible:
+        """The constraint set in solver form, with today's non-investable assets pinned at 0."""
+        f = Feasible.of(self.constraints_, n)
+        absent = self.__dict__.get("_absent")
+        if absent is None:
+            return f
+        lo, hi = f.lower.copy(), f.upper.copy()
+        lo[absent] = 0.0
+        hi[absent] = 0.0
+        return Feasible(lo, hi, f.budget, f.gross, f.turnover)
 
     @property
     def _has_impact(self) -> bool:

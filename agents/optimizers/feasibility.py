@@ -83,7 +83,7 @@ class MinTurnover(NamedTuple):
     """``sum|w - w_drifted|``."""
 
 
-def polish(w: np.ndarray, w_drifted: np.ndarray, constraints: Constraints) -> Polished:
+def polish(w: np.ndarray, w_drifted: np.ndarray, constraints: Constraints, fixed_zero: np.ndarray | None = None) -> Polished:
     """Repair a solver's tiny constraint violations, then verify feasibility.
 
     Steps: clip to the per-asset bounds; if ``sum(w)`` is outside the budget, the Euclidean
@@ -97,6 +97,9 @@ def polish(w: np.ndarray, w_drifted: np.ndarray, constraints: Constraints) -> Po
         Solver output.
     w_drifted : ndarray of shape (N,)
     constraints : Constraints
+    fixed_zero : ndarray of shape (N,), bool, optional
+        Assets whose weight must stay exactly zero (not investable today); the repairs move
+        only the others.
 
     Returns
     -------
@@ -118,10 +121,13 @@ def polish(w: np.ndarray, w_drifted: np.ndarray, constraints: Constraints) -> Po
     if raw > POLISH_LIMIT:
         raise SolverError(f"solver solution violates the constraints by {raw:.3g} (> {POLISH_LIMIT:g})")
     f = Feasible.of(constraints, n)
-    out = np.clip(w_in, f.lower, f.upper)
+    lo, hi = f.lower, f.upper
+    if fixed_zero is not None:
+        lo, hi = np.where(fixed_zero, 0.0, lo), np.where(fixed_zero, 0.0, hi)
+    out = np.clip(w_in, lo, hi)
     s = out.sum()
     if s < f.budget[0] or s > f.budget[1]:
-        out = project_box_sum(out, f.lower, f.upper, float(np.clip(s, *f.budget)))
+        out = project_box_sum(out, lo, hi, float(np.clip(s, *f.budget)))
     if not constraints.long_only:
         g = np.abs(out).sum()
         if g > constraints.max_gross_leverage:

@@ -14,7 +14,6 @@ import numpy as np
 
 from factorgym.agents.estimators import Estimate, ReturnSource
 from factorgym.agents.optimizers.base import OptimizerAgent, RawSolution
-from factorgym.agents.optimizers.feasibility import Feasible
 from factorgym.agents.optimizers.programs import cvar_cvxpy
 from factorgym.agents.solvers import CVaRProblem, HighsCVaRSolver
 from factorgym.constraints import Constraints
@@ -135,7 +134,7 @@ class MeanCVaR(OptimizerAgent):
     def _problem(self, est: Estimate, wd: np.ndarray) -> CVaRProblem:
         n = wd.shape[0]
         assert est.scenarios is not None
-        f = Feasible.of(self.constraints_, n)
+        f = self._feasible(n)
         b, s, _ = self._trade_rates(n)
         target = None if self.target_return is None else float(self.target_return) - self.risk_free
         rf = float(self.risk_free)

@@ -28,16 +28,32 @@ def covariance_factor(cov: np.ndarray) -> np.ndarray:
 
     The Cholesky factor when ``cov`` (symmetrised) is positive definite; otherwise
     ``V sqrt(max(lambda, 0))`` from its eigendecomposition (a singular sample covariance,
-    e.g. fewer days than assets, is fine; tiny negative eigenvalues are clipped).
+    e.g. fewer days than assets, is fine; negative eigenvalues at rounding level, down to
+    ``-1e-8`` times the largest, are clipped).
+
+    Raises
+    ------
+    DataValidationError
+        When ``cov`` is not a finite square matrix, or not positive semidefinite (an
+        eigenvalue below ``-1e-8`` times the largest), naming the smallest eigenvalue.
     """
     c = np.asarray(cov, dtype=np.float64)
-    if c.ndim != 2 or c.shape[0] != c.shape[1] or not np.isfinite(c).all():
-        raise DataValidationError(f"covariance must be a finite square matrix, got shape {c.shape}")
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise DataValidationError(f"the covariance matrix must be square, got shape {c.shape}")
+    if not np.isfinite(c).all():
+        i, j = np.argwhere(~np.isfinite(c))[0]
+        raise DataValidationError(f"the covariance matrix has a non-finite entry {c[i, j]} at ({i}, {j})")
     c = 0.5 * (c + c.T)
     try:
         return np.linalg.cholesky(c)
     except np.linalg.LinAlgError:
         lam, vec = np.linalg.eigh(c)
+        top = float(np.abs(lam).max(initial=0.0))
+        if lam.size and lam[0] < -1e-8 * top:
+            raise DataValidationError(
+                f"the covariance matrix is not positive semidefinite: smallest eigenvalue {lam[0]:.6g} "
+                f"(largest {lam[-1]:.6g})"
+            ) from None
         return vec * np.sqrt(np.maximum(lam, 0.0))
 
 
@@ -120,7 +136,7 @@ class MeanVariance(OptimizerAgent):
     def _mv_problem(self, est: Estimate, wd: np.ndarray) -> MVProblem:
         n = wd.shape[0]
         assert est.cov is not None
-        f = Feasible.of(self.constraints_, n)
+        f = self._feasible(n)
         b, s, k = self._trade_rates(n)
         return MVProblem(
             mean=(est.mean - self.risk_free) if self._use_mean else np.zeros(n),
@@ -144,10 +160,10 @@ class MeanVariance(OptimizerAgent):
             return RawSolution(sol.weights, sol.planned_cost, solver, {"iterations": sol.iterations})
         name = solver.split("-", 1)[1].upper()
         n = wd.shape[0]
-        if n <= DPP_MAX_ASSETS:
+        if n <= DPP_MAX_ASSETS and self.__dict__.get("_absent") is None:
             sol = self._program(n).solve(p, name)
-        else:
-            sol = mv_cvxpy_once(p, Feasible.of(self.constraints_, n), name)
+        else:  # large N, or assets pinned at zero today (the compiled program has the static bounds)
+            sol = mv_cvxpy_once(p, self._feasible(n), name)
         return RawSolution(sol.weights, sol.planned_cost, solver)
 
     def _risk(self, est: Estimate, w: np.ndarray, cost: float) -> float:

@@ -16,7 +16,7 @@ import cvxpy as cp
 import numpy as np
 
 from factorgym.agents.optimizers.feasibility import Feasible
-from factorgym.agents.solvers import CVaRProblem, MVProblem, SolverError
+from factorgym.agents.solvers import CVaRProblem, MVProblem, SolverError, silence_highs_banner
 from factorgym.costs import CostModel
 
 __all__ = [
@@ -88,9 +88,14 @@ CVX_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 def cvx_solve(problem: cp.Problem, solver: str) -> None:
-    """Solve with the cvxpy ``solver`` (options from :data:`CVX_OPTIONS`); raise :class:`SolverError` unless optimal."""
+    """Solve with the cvxpy ``solver`` (options from :data:`CVX_OPTIONS`); raise :class:`SolverError` unless optimal.
+
+    Solvers run silently (cvxpy's ``verbose=False``; HiGHS' banner is consumed first).
+    """
+    if solver == "HIGHS":
+        silence_highs_banner()
     try:
-        problem.solve(solver=solver, **CVX_OPTIONS.get(solver, {}))
+        problem.solve(solver=solver, verbose=False, **CVX_OPTIONS.get(solver, {}))
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         raise SolverError(f"cvxpy/{solver} failed: {exc}") from None
     status = problem.status

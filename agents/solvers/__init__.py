@@ -14,6 +14,8 @@ from factorgym.agents.solvers.highs_cvar import (
     CVaRSolution,
     HighsCVaRSolver,
     SolverError,
+    quiet_highs,
+    silence_highs_banner,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "MVProblem",
     "MVSolution",
     "SolverError",
+    "quiet_highs",
+    "silence_highs_banner",
 ]

@@ -43,7 +43,13 @@ about 1 s at 5,000 x 500). No warm start: a stale basis was measured to slow the
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,9 +59,78 @@ import scipy.sparse as sp
 
 from factorgym.errors import FactorGymError
 
-__all__ = ["CVaRProblem", "CVaRSolution", "HighsCVaRSolver", "SolverError"]
+__all__ = ["CVaRProblem", "CVaRSolution", "HighsCVaRSolver", "SolverError", "quiet_highs", "silence_highs_banner"]
 
 _INF = highspy.kHighsInf
+
+
+# ----------------------------------------------------------------------------- HiGHS output
+_BANNER_LOCK = threading.Lock()
+_banner_done = False
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's stdout/stderr buffers (HiGHS writes with printf)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _fds_to_devnull() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``os.devnull`` for the duration (process-wide)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _flush_c_stdio()
+    saved: list[tuple[int, int]] = []
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        for fd in (1, 2):
+            try:
+                copy = os.dup(fd)
+            except OSError:
+                continue
+            os.dup2(null, fd)
+            saved.append((fd, copy))
+        yield
+    finally:
+        _flush_c_stdio()
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
+
+
+def silence_highs_banner() -> None:
+    """Consume HiGHS' once-per-process banner ("Running HiGHS ...") without printing it.
+
+    HiGHS prints its banner from the constructor of the first ``Highs`` object in a process,
+    before any option (``output_flag``) can be set, straight to file descriptor 1. This
+    creates that first object with descriptors 1 and 2 pointed at ``os.devnull``; later
+    instances (ours, or cvxpy's HiGHS interface) print nothing. Call it before any HiGHS use
+    whose output the user should not see; it is a no-op after the first call.
+    """
+    global _banner_done
+    if _banner_done:
+        return
+    with _BANNER_LOCK:
+        if _banner_done:
+            return
+        with _fds_to_devnull():
+            highspy.Highs()
+        _banner_done = True
+
+
+def quiet_highs() -> highspy.Highs:
+    """A new ``highspy.Highs`` with its output off and no banner on the terminal."""
+    silence_highs_banner()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 class SolverError(FactorGymError, RuntimeError):
@@ -425,7 +500,15 @@ class HighsCVaRSolver:
     -----
     No warm start: each day's scenarios are new, and a stale basis was measured to slow
     the simplex down. One ``highspy.Highs`` instance and the large LP buffers are reused
-    across solves. HiGHS runs single-threaded (``threads=1``).
+    across solves.
+
+    The ``threads`` option is left at HiGHS' default (0: use the process-wide scheduler as
+    it is). HiGHS keeps one global thread pool per process; an instance that asks for a
+    different number of threads than the pool already has refuses to run (status "Not Set"),
+    so asking for ``threads=1`` made every solve fail once anything else in the process had
+    used HiGHS first (issue 15). The simplex and IPX paths used here are serial, so the
+    weights are the same whatever the pool's size (tested in a fresh process and after
+    other HiGHS use).
     """
 
     def __init__(
@@ -446,10 +529,8 @@ class HighsCVaRSolver:
 
     def _instance(self) -> highspy.Highs:
         if self._highs is None:
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
+            h = quiet_highs()
             h.setOptionValue("random_seed", 0)
-            h.setOptionValue("threads", 1)
             self._highs = h
         return self._highs
 
