@@ -25,9 +25,15 @@ The contract (shared with the optimizer agents), for one day and each path:
 
 * Turnover is ``sum(|w - w_d|)`` (one-way, risky assets).
 
-A day with ``1 + R <= 0`` wipes the account out: wealth becomes ``W_t * (1 + R) <= 0`` and
-the position is liquidated (``w_d' = 0``, all cash) instead of dividing by a non-positive
-number; the environment terminates such an episode as ruined.
+* A position settled into cash at the close of ``t`` (an asset's last traded day, see
+  :mod:`factorgym.envs.markets`) is passed as ``held``: the weights held over ``t+1`` are
+  then ``held`` (the target with settled entries moved to cash, at no cost) while the cost
+  is still that of the trade ``w_d -> w``.
+
+A day with ``1 + R <= 0`` wipes the account out: ruin is absorbing, so wealth is floored at
+``0`` (``R = -1``, ``W_{t+1} = W_t (1 + R) = 0``) and the position is liquidated
+(``w_d' = 0``, all cash) instead of dividing by a non-positive number; the environment
+terminates such an episode as ruined.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ def settle_day(
     returns: np.ndarray,
     cost_model: CostModel | CostFunction,
     risk_free: float = 0.0,
+    held: np.ndarray | None = None,
 ) -> DayAccounts:
     """Trade to ``w_target`` at the close of day ``t`` and hold it over day ``t+1``.
 
@@ -90,6 +97,9 @@ def settle_day(
         The shared cost model (or its :class:`CostFunction`, which evaluates it faster).
     risk_free : float
         Daily simple return of cash.
+    held : ndarray of shape (P, N), optional
+        Weights held over day ``t+1`` when they differ from ``w_target`` by positions settled
+        into cash at the close of ``t`` (default: ``w_target``).
 
     Returns
     -------
@@ -102,16 +112,19 @@ def settle_day(
         cost, turnover = cost_model.cost_and_turnover(w, wd)
     else:
         cost, turnover = cost_model.cost(w, wd), np.abs(w - wd).sum(axis=-1)
-    port = (w * r).sum(axis=-1)
+    h = w if held is None else np.asarray(held, dtype=np.float64)
+    port = (h * r).sum(axis=-1)
     if risk_free:
-        port = port + (1.0 - w.sum(axis=-1)) * risk_free
+        port = port + (1.0 - h.sum(axis=-1)) * risk_free
     gross = 1.0 + port
     growth = (1.0 - cost) * gross
     net = growth - 1.0
     alive = (growth > 0.0) & (gross > 0.0)
-    drifted = w * (1.0 + r) / np.where(alive, gross, 1.0)[..., None]
-    if not alive.all():
+    drifted = h * (1.0 + r) / np.where(alive, gross, 1.0)[..., None]
+    if not alive.all():  # ruin: wealth floored at 0, the book liquidated
         drifted = np.where(alive[..., None], drifted, 0.0)
+        growth = np.where(alive, growth, 0.0)
+        net = np.where(alive, net, -1.0)
     return DayAccounts(net, cost, turnover, np.asarray(wealth, dtype=np.float64) * growth, drifted)
 
 

@@ -31,6 +31,10 @@ target: ``w = w_d + (w - w_d) * min(1, kappa / ||w - w_d||_1)``. Each constraint
 convex, so the result satisfies every constraint that both the drifted portfolio and the
 mapped target satisfy; when drift itself has left the drifted portfolio outside a cap, the
 capped move reduces the violation without necessarily removing it in one step.
+
+Absent assets: on a day an asset does not trade, its target may only lie between 0 and its
+drifted weight (:meth:`ActionMapper.limit_absent`, :func:`limit_absent`); the engine refuses
+a ``"weights"`` action that breaks this and repairs a mapped one before the turnover cap.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ __all__ = [
     "WeightsSpace",
     "cap_turnover",
     "check_feasible",
+    "limit_absent",
     "feasibility_violations",
     "project_box_sum",
     "project_simplex",
@@ -190,6 +195,40 @@ class WeightsSpace(spaces.Box):
     __hash__ = None  # type: ignore[assignment]
 
 
+def limit_absent(w: np.ndarray, w_drifted: np.ndarray, tradable: np.ndarray, constraints: Constraints) -> np.ndarray:
+    """Targets ``(P, N)`` with no new exposure in the assets that are not ``tradable`` ``(P, N)``.
+
+    Such an asset's target is kept between 0 and its drifted weight (it may be sold at its
+    last price, never bought or shorted further). With long-only ``constraints`` each row
+    that breaks this is projected (Euclidean, :func:`project_box_sum`) onto the capped simplex
+    whose bound for such an asset is its drifted weight (within its box), cash last: the
+    excess mass is spread over the other assets and cash within their bounds. When that set
+    is empty (e.g. a fully invested budget and nothing else left to buy), or for long/short
+    books, the entries are clipped into ``[min(0, w_d), max(0, w_d)]`` and the excess goes to
+    cash (clipping towards zero never raises gross exposure; a budget tighter than the gross
+    cap may then be missed).
+    """
+    w = np.array(w, dtype=np.float64)
+    wd = np.asarray(w_drifted, dtype=np.float64)
+    absent = ~np.asarray(tradable, dtype=bool)
+    lo_a, hi_a = np.minimum(wd, 0.0), np.maximum(wd, 0.0)
+    rows = np.flatnonzero((absent & ((w > hi_a) | (w < lo_a))).any(axis=1))
+    n = w.shape[1]
+    simplex = constraints.simplex_bounds(n) if constraints.long_only else None
+    for p in rows.tolist():
+        a = absent[p]
+        if simplex is not None:
+            lo, hi = simplex
+            hi = hi.copy()
+            hi[:n] = np.where(a, np.maximum(lo[:n], np.minimum(hi[:n], hi_a[p])), hi[:n])
+            if lo.sum() <= 1.0 <= hi.sum():
+                x = np.append(w[p], 1.0 - w[p].sum())
+                w[p] = project_box_sum(x, lo, hi, 1.0)[:n]
+                continue
+        w[p] = np.where(a, np.clip(w[p], lo_a[p], hi_a[p]), w[p])
+    return w
+
+
 class ActionMapper:
     """Maps a batch of actions to target risky weights for one action mode.
 
@@ -269,8 +308,17 @@ class ActionMapper:
     def __call__(self, actions: np.ndarray, w_drifted: np.ndarray) -> np.ndarray:
         """Target weights ``(P, N)`` from validated actions ``(P, D)`` and drifted weights ``(P, N)``.
 
-        Raises :class:`InfeasibleActionError` in ``"weights"`` mode when the action violates
-        a constraint.
+        :meth:`target` then (mapped modes) :meth:`cap`. Raises :class:`InfeasibleActionError`
+        in ``"weights"`` mode when the action violates a constraint.
+        """
+        w = self.target(actions, w_drifted)
+        return w if self.mode == "weights" else self.cap(w, w_drifted)
+
+    def target(self, actions: np.ndarray, w_drifted: np.ndarray | None = None) -> np.ndarray:
+        """The static part of the map: target weights ``(P, N)`` before the turnover cap.
+
+        In ``"weights"`` mode the action is checked against every constraint (the turnover
+        cap too when ``w_drifted`` is given) and returned unaltered.
         """
         c = self.constraints
         n = self.n_assets
@@ -281,11 +329,30 @@ class ActionMapper:
             x = softmax(actions, self.temperature)
             if self._project:
                 x = project_box_sum(x, *self._simplex, 1.0)  # type: ignore[misc]
-            w = x[:, :n]
-        elif self.mode == "simplex":
-            w = project_box_sum(actions, *self._simplex, 1.0)[:, :n]  # type: ignore[misc]
-        else:
-            w = np.clip(scale_gross(actions, c.max_gross_leverage), *self._box)
-        if c.max_turnover is not None:
-            w = cap_turnover(w, w_drifted, c.max_turnover)
-        return w
+            return x[:, :n]
+        if self.mode == "simplex":
+            return project_box_sum(actions, *self._simplex, 1.0)[:, :n]  # type: ignore[misc]
+        return np.clip(scale_gross(actions, c.max_gross_leverage), *self._box)
+
+    def cap(self, w: np.ndarray, w_drifted: np.ndarray) -> np.ndarray:
+        """``w`` with the turnover cap (if any) enforced from ``w_drifted`` (:func:`cap_turnover`)."""
+        kappa = self.constraints.max_turnover
+        return w if kappa is None else cap_turnover(w, w_drifted, kappa)
+
+    def limit_absent(self, w: np.ndarray, w_drifted: np.ndarray, tradable: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(w', bad)``: targets ``(P, N)`` that open no new exposure in untradable assets.
+
+        An asset that does not trade on the day of the trade (``tradable`` False) can only be
+        reduced towards zero: its target must lie between 0 and its drifted weight. ``bad``
+        ``(P, N)`` marks the entries of ``w`` that break this (``None`` when none does, and
+        ``w`` is then returned as it is). The repair (see :func:`limit_absent`): long-only
+        books are projected onto the capped simplex with each such asset capped at its drifted
+        weight, so its excess mass goes to the other assets and cash alike; long/short books
+        are clipped towards zero (the excess goes to cash).
+        """
+        lo = np.minimum(w_drifted, 0.0)
+        hi = np.maximum(w_drifted, 0.0)
+        bad = ~tradable & ((w > hi) | (w < lo))
+        if not bad.any():
+            return w, None
+        return limit_absent(w, w_drifted, tradable, self.constraints), bad

@@ -98,6 +98,14 @@ class EnvConfig:
         Extra observations (see :class:`~factorgym.envs.markets.ObservationConfig`).
     initial_weights : sequence of float, optional
         The starting book ``(N,)`` (default all cash).
+    execution_lag : int
+        Days between a decision and its trade (default 0), a whole number ``>= 0``. With lag
+        0 the weights chosen at the close of day ``t`` are traded at that close and earn
+        ``r_{t+1}``. With lag ``L`` they are traded at the close of day ``t + L`` (costs on
+        ``|w_target - w_drifted|`` with the drifted weights of that close) and first earn
+        ``r_{t+L+1}``; until then the book keeps drifting. The first ``L`` days of an
+        episode hold the starting book and its last ``L`` decisions never execute (an
+        episode still has the market's horizon of steps, each earning one day).
 
     ``cost_model=None`` and ``constraints=None`` are resolved to the defaults above, so the
     saved configuration states the rates and constraints actually used.
@@ -116,6 +124,7 @@ class EnvConfig:
     feature_scaler: FeatureScaler | None = None
     moments: str | None = None
     initial_weights: tuple[float, ...] | None = None
+    execution_lag: int = 0
 
     def __post_init__(self) -> None:
         if self.action_mode not in ACTION_MODES:
@@ -125,8 +134,9 @@ class EnvConfig:
                 "reward must be a registered reward name (with reward_kwargs) or a Reward object, "
                 f"got {type(self.reward).__name__}"
             )
-        if int(self.window) < 1:
-            raise FactorGymError(f"window must be at least 1 day, got {self.window}")
+        w = self.window
+        if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1:
+            raise FactorGymError(f"window must be a whole number of days >= 1, got {w!r}")
         risk_free, ruin = float(self.risk_free), float(self.ruin_threshold)
         if not math.isfinite(risk_free) or risk_free <= -1:
             raise FactorGymError(f"risk_free must be a finite daily rate > -1, got {self.risk_free}")
@@ -141,6 +151,10 @@ class EnvConfig:
             raise FactorGymError(f"cost_model must be a factorgym.costs.CostModel, got {type(self.cost_model).__name__}")
         if not isinstance(self.constraints, Constraints):
             raise FactorGymError(f"constraints must be a factorgym.constraints.Constraints, got {type(self.constraints).__name__}")
+        lag = self.execution_lag
+        if isinstance(lag, bool) or not isinstance(lag, int | np.integer) or lag < 0:
+            raise FactorGymError(f"execution_lag must be a whole number of days >= 0, got {lag!r}")
+        object.__setattr__(self, "execution_lag", int(lag))
         object.__setattr__(self, "window", int(self.window))
         object.__setattr__(self, "reward_kwargs", dict(self.reward_kwargs or {}))
         if self.initial_weights is not None:
@@ -245,6 +259,7 @@ class EnvConfig:
             "feature_scaler": None if self.feature_scaler is None else self.feature_scaler.to_dict(),
             "moments": self.moments,
             "initial_weights": None if self.initial_weights is None else list(self.initial_weights),
+            "execution_lag": self.execution_lag,
         }
 
     def kwargs(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from factorgym.envs.actions import ActionMapper
 from factorgym.envs.config import EnvConfig
 from factorgym.envs.markets import HistoricalMarket, Market, StartSpec
 from factorgym.envs.rewards import make_reward
-from factorgym.errors import ActionError, FactorGymError
+from factorgym.errors import ActionError, DataValidationError, FactorGymError
 
 __all__ = [
     "RESET_OPTIONS",
@@ -41,10 +41,18 @@ RESET_OPTIONS = frozenset({"episode_seed", "start"})
 
 
 def check_reset_options(options: Mapping[str, Any]) -> None:
-    """Raise :class:`FactorGymError` unless every key of ``options`` is in :data:`RESET_OPTIONS`."""
+    """Raise :class:`FactorGymError` unless every key of ``options`` is in :data:`RESET_OPTIONS`
+    and ``episode_seed`` (when given) is a whole number ``>= 0`` (a
+    :class:`~factorgym.errors.DataValidationError` naming it otherwise). ``start`` is checked
+    by the market when the episode starts."""
+    if not isinstance(options, Mapping):
+        raise FactorGymError(f"reset options must be a mapping such as {{'episode_seed': 3}}, got {options!r}")
     unknown = set(options) - RESET_OPTIONS
     if unknown:
-        raise FactorGymError(f"unknown reset options {sorted(unknown)}; accepted: {sorted(RESET_OPTIONS)}")
+        raise FactorGymError(f"unknown reset options {sorted(unknown, key=str)}; accepted: {sorted(RESET_OPTIONS)}")
+    s = options.get("episode_seed")
+    if s is not None and (isinstance(s, bool | np.bool_) or not isinstance(s, int | np.integer) or s < 0):
+        raise DataValidationError(f"episode_seed must be a whole number >= 0, got {s!r}")
 
 
 def draw_episode_seed(rng: np.random.Generator) -> int:
@@ -109,6 +117,7 @@ class PortfolioEngine:
         self.reward_fn = make_reward(cfg.reward, P, **cfg.reward_kwargs)
         self.risk_free = float(cfg.risk_free)
         self.ruin_threshold = float(cfg.ruin_threshold)
+        self.lag = L = int(cfg.execution_lag)
         if cfg.initial_weights is None:
             w0 = np.zeros(N)
         else:
@@ -125,6 +134,12 @@ class PortfolioEngine:
         self.net_return = np.zeros(P)
         self.cost = np.zeros(P)
         self.turnover = np.zeros(P)
+        self.ruined = np.zeros(P, dtype=bool)
+        #: the weights held over the day just earned, per path (after the trade and any settlement)
+        self.held = np.tile(w0, (P, 1))
+        # decisions waiting for execution, oldest first (row j executes in j + 1 steps)
+        self._pending = np.zeros((L, P, N))
+        self._pending_ok = np.zeros((L, P), dtype=bool)
         self.episode_seeds: list[int] = [0] * P
         self._start_dates: list[Any] = [None] * P
         self.active = np.zeros(P, dtype=bool)
@@ -158,6 +173,8 @@ class PortfolioEngine:
         self.net_return[idx] = 0.0
         self.cost[idx] = 0.0
         self.turnover[idx] = 0.0
+        self.ruined[idx] = False
+        self._pending_ok[:, idx] = False
         for p, s, d in zip(idx.tolist(), episode_seeds, self.paths.start_dates(idx), strict=True):
             self.episode_seeds[p] = int(s)
             self._start_dates[p] = d
@@ -173,18 +190,55 @@ class PortfolioEngine:
             p = int(np.argmin(self.active))
             raise FactorGymError(f"path {p} has no running episode: call reset() first (after it ended)")
         a = actions if validated else self.mapper.validate(actions, self.n_paths)
-        w = self.mapper(a, self.w_drifted)
+        mapper, wd = self.mapper, self.w_drifted
+        tradable = self.paths.tradable()  # of today's close, where the trade happens
+        if self.lag == 0:
+            w = mapper.target(a, wd)
+            if tradable is not None:
+                w, bad = mapper.limit_absent(w, wd, tradable)
+                if bad is not None and mapper.mode == "weights":
+                    self._refuse_absent(a, wd, bad)
+            if mapper.mode != "weights":
+                w = mapper.cap(w, wd)
+        else:
+            decided = mapper.target(a)  # static constraints only: the book traded from is not known yet
+            w = np.where(self._pending_ok[0][:, None], self._pending[0], wd)  # decided L days ago, or hold
+            if tradable is not None:
+                w, _ = mapper.limit_absent(w, wd, tradable)
+            w = mapper.cap(w, wd)
+            self._pending[:-1], self._pending_ok[:-1] = self._pending[1:], self._pending_ok[1:]
+            self._pending[-1], self._pending_ok[-1] = decided, True
+        held = w
+        gone = self.paths.delisted()
+        if gone is not None and (gone & (w != 0.0)).any():
+            held = np.where(gone, 0.0, w)  # settled into cash at today's (its last) close
         r = self.paths.step()
-        acc = settle_day(self.wealth, w, self.w_drifted, r, self._cost_fn, self.risk_free)
+        acc = settle_day(self.wealth, w, wd, r, self._cost_fn, self.risk_free, held=None if held is w else held)
+        self.held = held
         self.wealth = acc.wealth
         self.w_drifted = acc.drifted
         self.net_return, self.cost, self.turnover = acc.net_return, acc.cost, acc.turnover
         reward = self.reward_fn(acc.net_return, acc.wealth)
         self.steps += 1
         terminated = acc.wealth <= self.ruin_threshold
+        self.ruined = terminated.copy()
         truncated = (self.steps >= self.paths.horizons) & ~terminated
         self.active &= ~(terminated | truncated)
         return reward, terminated, truncated
+
+    def _refuse_absent(self, w: np.ndarray, wd: np.ndarray, bad: np.ndarray) -> None:
+        """Raise :class:`ActionError` naming the first asset a ``"weights"`` action would buy
+        (or short further) on a day it does not trade."""
+        p, i = (int(x) for x in np.argwhere(bad)[0])
+        day = self.paths.dates()[p]
+        where = f" (path {p})" if self.n_paths > 1 else ""
+        raise ActionError(
+            f"target weight {w[p, i]:.6g} in {self.market.assets[i]} on {day}{where} is outside "
+            f"[{min(wd[p, i], 0.0):.6g}, {max(wd[p, i], 0.0):.6g}]: {self.market.assets[i]} does not trade "
+            "that day (absent from the panel), so it can only be reduced towards zero, not bought or "
+            "shorted further; keep it at most at its drifted weight (observation 'weights') where "
+            "observation 'mask' is 0 on the last row"
+        )
 
     # ------------------------------------------------------------------ outputs
     def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -217,14 +271,16 @@ class PortfolioEngine:
                 "start_date": starts[p],
                 "path_id": p,
                 "episode_seed": self.episode_seeds[p],
+                "ruined": ru,
             }
-            for p, w, r, c, to, k in zip(
+            for p, w, r, c, to, k, ru in zip(
                 ids,
                 self.wealth[sel].tolist(),
                 self.net_return[sel].tolist(),
                 self.cost[sel].tolist(),
                 self.turnover[sel].tolist(),
                 self.steps[sel].tolist(),
+                self.ruined[sel].tolist(),
                 strict=True,
             )
         ]

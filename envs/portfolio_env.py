@@ -44,6 +44,26 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     **Timing.** The observation at day ``t`` uses information up to the close of ``t`` only;
     weights chosen at ``t`` earn ``r_{t+1}``; costs are charged on ``|w_target - w_drifted|``.
 
+    **Execution lag** (``execution_lag=L``, default 0). The weights chosen at the close of
+    ``t`` are traded at the close of ``t + L`` and first earn ``r_{t+L+1}``; over days
+    ``t+1 .. t+L`` the book is the earlier decisions' (drifting). Costs are charged when the
+    trade executes, on ``|w_target - w_drifted|`` with the drifted weights of that close; the
+    turnover cap and the absent-asset rule below are applied there too (in ``"weights"`` mode
+    a decision is checked against the static constraints when it is made, and turnover and
+    absent assets are then capped/clipped at execution rather than refused). An episode keeps
+    the market's horizon of steps: its first ``L`` days hold the starting book and its last
+    ``L`` decisions never execute. The observation keys do not change; ``"weights"`` are the
+    weights actually held.
+
+    **Absent and delisted assets** (panels with missing cells; see
+    :mod:`factorgym.envs.markets`). An asset absent on the day of a trade cannot be bought or
+    shorted further, only reduced towards zero: ``"weights"`` mode (lag 0) refuses such a
+    target with an :class:`~factorgym.errors.ActionError` naming the asset and the day; the
+    mapped modes repair it (softmax/simplex: projection with the asset capped at its drifted
+    weight, so the excess goes to the other assets and cash; long/short: clipped towards
+    zero). A position in an asset that delists is settled into cash at its last close, at no
+    cost; an asset that is absent for a while keeps its position (carried at its last price).
+
     **Accounting** (float64, per step; see :mod:`factorgym.envs.accounting`)::
 
         c       = cost_model.cost(w, w_d)                     (fraction of W_t, risky legs only)
@@ -98,9 +118,11 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Episode End
 
-    * ``terminated``: ruin, when wealth falls to ``ruin_threshold`` (default 0.01, i.e. a 99%
-      loss) or below. A day with ``1 + R <= 0`` liquidates the book (weights 0, all cash)
-      and its log reward is floored at ``log(1e-12)``.
+    * ``terminated``: ruin (``info["ruined"]``), when wealth falls to ``ruin_threshold``
+      (default 0.01, i.e. a 99% loss) or below. Ruin is absorbing: a day with ``1 + R <= 0``
+      floors wealth at 0 (``R = -1``), liquidates the book (weights 0, all cash) and its log
+      reward is floored at ``log(1e-12)``; the episode ends there (stepping again raises until
+      ``reset()``), so wealth is never negative.
     * ``truncated``: the market's horizon is reached (a historical episode with
       ``horizon=None`` ends at the market's ``last_day``).
 
@@ -109,8 +131,8 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``wealth``, ``net_return`` (``R``), ``cost`` (``c``), ``turnover`` (``sum|w - w_d|``),
     ``step`` (days since the start), ``date`` (the current day's date on historical markets
     and on the real start day of generative ones, ``None`` on simulated days),
-    ``start_date`` (the real start day), ``path_id`` (0 here; the path index in the vec env)
-    and ``episode_seed``. ``reset(options={"episode_seed": s})`` replays an episode exactly
+    ``start_date`` (the real start day), ``path_id`` (0 here; the path index in the vec env),
+    ``episode_seed`` and ``ruined``. ``reset(options={"episode_seed": s})`` replays an episode exactly
     (given the same actions), in this environment or the vec env.
 
     ## Seeding
@@ -133,7 +155,12 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       12.5 bps sells, no impact).
     * ``reward``, ``reward_kwargs``; ``risk_free`` (daily cash rate, default 0);
       ``ruin_threshold``; ``features``, ``feature_scaler``, ``moments``; ``initial_weights``;
-      ``render_mode`` (``"ansi"``).
+      ``execution_lag`` (days, default 0); ``render_mode`` (``"ansi"``).
+
+    ``reset(options=...)`` accepts ``"episode_seed"`` (a whole number ``>= 0``) and
+    ``"start"`` (a date, the last trading day on or before it, or a panel row); any other
+    value raises :class:`~factorgym.errors.DataValidationError` naming it and, for a start,
+    the allowed range.
 
     ```python
     import gymnasium as gym
@@ -196,8 +223,9 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = {} if options is None else options
         check_reset_options(options)
+        options = dict(options)
         ep_seed = options.get("episode_seed")
         if ep_seed is None:
             ep_seed = draw_episode_seed(self.np_random)

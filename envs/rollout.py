@@ -37,7 +37,7 @@ class PathRun:
     alive : ndarray of shape (H, P), bool
         True on the days a path's episode was running.
     terminated : ndarray of shape (P,), bool
-        Ruined paths (wealth fell to the ruin threshold).
+        Ruined paths (wealth fell to the ruin threshold; wealth is floored at 0).
     dates : list of date or None, length H
         The day each row earned (``None`` on simulated days).
     start_date : date
@@ -46,7 +46,9 @@ class PathRun:
     path_hash : list of str
         Fingerprint of each path's market returns (equal across agents on the same paths).
     weights : ndarray of shape (H, P, N) or None
-        Target risky weights held over each day (when recorded).
+        Risky weights held over each day right after the trade at the previous close (when
+        recorded): the executed target, i.e. the decision of ``execution_lag`` days earlier,
+        with delisted positions settled into cash.
     counters : dict
         The agent's optimizer counters over the run.
     start_dates : list of date
@@ -178,13 +180,12 @@ def rollout(
         action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
         action = np.asarray(action)
         try:
-            if weights is not None:
-                a = engine.mapper.validate(action, P)
-                weights[k] = engine.mapper(a, obs["weights"][:, :-1])
             obs, _, dones, infos = env.step(action)
         except FactorGymError as exc:
             exc.args = (f"{label} on day {k + 1} of {env.engine.market!r}: {exc}", *exc.args[1:])
             raise
+        if weights is not None:
+            weights[k] = engine.held  # traded to at the close (after any execution lag and settlement)
         live = ~finished
         alive[k] = live
         net[k] = [i["net_return"] for i in infos]

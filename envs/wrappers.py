@@ -99,14 +99,19 @@ class EpisodeStatistics(gym.Wrapper):
 
 
 class LookaheadWrapper(gym.ObservationWrapper):
-    """PRIVILEGED, for tests only: adds ``"next_returns"`` ``(N,)`` = ``r_{t+1}`` to observations.
+    """PRIVILEGED, for tests only: adds ``"next_returns"`` ``(N,)`` = ``r_{t+days}`` to observations.
 
     Works on a ``PortfolioEnv`` over a :class:`~factorgym.envs.markets.HistoricalMarket` (a
     generative market has not drawn tomorrow yet). Never use it to train or evaluate agents.
+    With ``execution_lag=L`` a decision first earns ``r_{t+L+1}``: peeking ``days=L + 1``
+    ahead is the leak that pays.
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, days: int = 1) -> None:
         super().__init__(env)
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise FactorGymError(f"days must be a whole number >= 1, got {days!r}")
+        self.days = days
         base = env.unwrapped
         if not isinstance(base, PortfolioEnv) or not isinstance(base.engine.paths, HistoricalPaths):
             raise FactorGymError("LookaheadWrapper needs a PortfolioEnv over a HistoricalMarket")
@@ -119,4 +124,4 @@ class LookaheadWrapper(gym.ObservationWrapper):
         )
 
     def observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {**observation, "next_returns": np.array(self._paths.lookahead()[0])}
+        return {**observation, "next_returns": np.array(self._paths.lookahead(self.days)[0])}

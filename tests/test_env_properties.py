@@ -66,8 +66,11 @@ def test_wealth_change_is_drifted_weights_return_minus_costs(b, data, rf):
     # the cost is settled pro rata, then the book earns its drifted-weights return:
     # W_{t+1} = W_t (1 - c)(1 + w . r + cash * rf)
     gross = 1 + (w * r).sum(axis=1) + (1 - w.sum(axis=1)) * rf
-    expect = wealth * ((1 - c) * gross - 1)
+    # ... floored at 0: a day that would take wealth to 0 or below ruins the book (R = -1)
+    expect = wealth * np.maximum((1 - c) * gross - 1, -1.0)
     np.testing.assert_allclose(acc.wealth - wealth, expect, rtol=1e-9, atol=1e-12)
+    assert (acc.wealth >= 0).all() and (acc.net_return >= -1).all()
+    np.testing.assert_allclose(acc.wealth, wealth * (1 + acc.net_return), rtol=1e-12, atol=0)
     alive = (1 + acc.net_return > 0) & (gross > 0)
     np.testing.assert_allclose(np.log1p(acc.net_return[alive]), np.log1p(-c[alive]) + np.log(gross[alive]), rtol=1e-9, atol=1e-12)
     # every risky position grows with its own return: W' w_d' = W (1 - c) w (1 + r)
@@ -212,3 +215,65 @@ def test_100k_random_action_steps_produce_no_nan(kind, kw):
         n_done += int(done.sum())
     assert all(np.isfinite(i["wealth"]) for i in infos)
     assert n_done >= P * (steps // 300)
+
+
+# --------------------------------------------------------------------------- ruin
+@SETTINGS
+@given(
+    st.sampled_from([5.0, 50.0, 1e4]),
+    st.sampled_from([0.0, 0.01, 0.5]),
+    arrays(np.float64, (30, 3), elements=st.floats(-0.95, 1.0, allow_subnormal=False)),
+    arrays(np.float32, (30, 3), elements=st.floats(-1, 1, width=32)),
+)
+def test_ruin_is_absorbing_with_wealth_floored_at_zero(leverage, threshold, returns, actions):
+    """Extreme leverage on wild returns: wealth never goes below 0, the day that ruins the
+    book is accounted consistently and flagged, and the episode ends there."""
+    import pandas as pd
+
+    from factorgym.data import ReturnPanel
+    from factorgym.envs import HistoricalMarket, PortfolioEnv
+    from factorgym.errors import FactorGymError
+
+    R = np.vstack([np.zeros((2, 3)), returns])
+    panel = ReturnPanel(pd.bdate_range("2020-01-01", periods=len(R)), ("A", "B", "C"), R, np.ones(R.shape, dtype=bool))
+    env = PortfolioEnv(HistoricalMarket(panel, start=1, horizon=30), window=1, action_mode="long_short",
+                       constraints=Constraints.long_short(leverage), ruin_threshold=threshold)
+    _, info = env.reset(seed=0)
+    assert info["ruined"] is False
+    for a in actions:
+        prev = info["wealth"]
+        _, reward, terminated, truncated, info = env.step(a)
+        assert info["wealth"] >= 0 and info["net_return"] >= -1 and math.isfinite(reward)
+        assert info["wealth"] == pytest.approx(prev * (1 + info["net_return"]), rel=1e-12, abs=1e-300)
+        assert info["ruined"] is terminated and terminated == (info["wealth"] <= threshold)
+        if info["net_return"] == -1:
+            assert info["wealth"] == 0 and (env.drifted_weights == 0).all()
+        if terminated or truncated:
+            break
+    if terminated:
+        with pytest.raises(FactorGymError, match="reset"):
+            env.step(actions[0])  # absorbing: no later step changes the ruined book
+        assert env.engine.wealth[0] == info["wealth"]
+
+
+def test_extreme_leverage_never_reports_negative_wealth():
+    """The case of the issue: long_short(50) on a real-looking panel; before the floor the
+    minimum wealth was negative (-3.9 in a backtest; -249.7 here)."""
+    from factorgym.envs import HistoricalMarket
+    from factorgym.envs.rollout import rollout
+    from factorgym.envs.vec_env import VecPortfolioEnv
+
+    class Bet:
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.clip(obs["returns"].sum(axis=1) * 20, -1, 1).astype(np.float32), None
+
+    panel = make_panel(300, 5, seed=0)
+    env = VecPortfolioEnv(HistoricalMarket(panel, horizon=60), 8, window=5, action_mode="long_short",
+                          constraints=Constraints.long_short(50.0), ruin_threshold=0.0)
+    run = rollout(Bet(), env, seed=3)
+    assert run.terminated.any()
+    w = run.wealth[run.alive]
+    assert (w >= 0).all() and (run.net_return[run.alive] >= -1).all()
+    for p in np.flatnonzero(run.terminated):
+        last = np.flatnonzero(run.alive[:, p])[-1]
+        assert run.wealth[last, p] == 0.0 and run.net_return[last, p] == -1.0

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import functools
+
 import numpy as np
+import pandas as pd
 import pytest
 from helpers_env import fitted_generator, make_panel, with_future_changed
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import factorgym.envs as fe
 from factorgym.costs import CostModel
@@ -68,7 +74,11 @@ def test_check_env_every_source_and_mode(kind, mode, panel_missing):
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    env = PortfolioEnv(_market(kind, panel_missing), window=8, action_mode=mode)
+    # random "weights" actions buy every asset, which an absent asset refuses (tested below):
+    # that mode starts after the panel's gaps (its observations still carry the mask)
+    kw = {"first_day": panel_missing.dates[215]} if mode == "weights" else {}
+    env = PortfolioEnv(_market(kind, panel_missing, **kw), window=8, action_mode=mode)
+    assert "mask" in env.observation_space.spaces
     gym_check(env, skip_render_check=True)
     sb3_check(env)
 
@@ -533,3 +543,87 @@ def test_options_come_from_one_env_config(panel):
     custom.step(custom.action_space.sample())
     with pytest.raises(FactorGymError, match="cannot be saved"):
         custom.config.to_dict()
+
+
+# --------------------------------------------------------------------------- reset options
+OPTION_SETTINGS = settings(max_examples=80, deadline=None, derandomize=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _options_env():
+    p = make_panel(120, 3, seed=3)
+    return p, PortfolioEnv(HistoricalMarket(p, horizon=10, first_day=p.dates[30]), window=5)
+
+
+@OPTION_SETTINGS
+@given(st.one_of(st.integers(-(10**30), 10**30), st.floats(allow_nan=True), st.text(max_size=6), st.booleans(),
+                 st.lists(st.integers(0, 3), max_size=2)))
+def test_episode_seed_is_a_whole_number_or_a_named_error(seed):
+    _, env = _options_env()
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+        _, info = env.reset(options={"episode_seed": seed})
+        assert info["episode_seed"] == seed
+        return
+    with pytest.raises(DataValidationError) as exc:
+        env.reset(options={"episode_seed": seed})
+    assert "episode_seed must be a whole number >= 0" in str(exc.value) and repr(seed) in str(exc.value)
+
+
+def _shown(value):
+    if isinstance(value, _dt.datetime):
+        return str(value.date()) if value == _dt.datetime.combine(value.date(), _dt.time()) else str(value)
+    if isinstance(value, _dt.date):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"row {value}"
+    return repr(value)
+
+
+@OPTION_SETTINGS
+@given(st.one_of(
+    st.dates(_dt.date(1995, 1, 1), _dt.date(2060, 1, 1)),
+    st.datetimes(_dt.datetime(2000, 6, 1), _dt.datetime(2001, 12, 31)),
+    st.dates(_dt.date(2000, 12, 1), _dt.date(2001, 7, 1)).map(str),
+    st.text(max_size=10),
+    st.integers(-300, 300),
+    st.floats(allow_nan=True),
+    st.booleans(),
+))
+def test_start_is_a_day_in_range_or_an_error_naming_it(start):
+    """A start is used as given (the last trading day on or before a date) or refused with
+    a message that names the value the user gave and the allowed range, never moved."""
+    p, env = _options_env()
+    lo, hi = env.engine.paths.start_range()
+    allowed = f"{p.dates[lo].date()}..{p.dates[hi].date()}"
+    try:
+        _, info = env.reset(options={"start": start})
+    except DataValidationError as exc:
+        msg = str(exc)
+        assert allowed in msg, msg
+        if isinstance(start, int) and not isinstance(start, bool):
+            assert f"row {start}" in msg, msg
+        else:
+            assert _shown(start) in msg, msg
+        return
+    assert not isinstance(start, bool | float)
+    row = start if isinstance(start, int) else int(p.dates.searchsorted(pd.Timestamp(start), side="right")) - 1
+    assert lo <= row <= hi and info["start_date"] == p.dates[row].date()
+    if not isinstance(start, int):
+        assert p.dates[row] <= pd.Timestamp(start) < p.dates[row] + pd.Timedelta(days=5)
+
+
+def test_start_errors_report_the_given_date_and_the_valid_range():
+    p, env = _options_env()
+    with pytest.raises(DataValidationError, match=r"start '2050-01-01' is outside test\(seed=3\), which runs "
+                                                  r"2001-01-01\.\.2001-06-15; the allowed start range 2001-02-12\.\."):
+        env.reset(options={"start": "2050-01-01"})
+    with pytest.raises(DataValidationError, match=r"start 'garbage' is not a date"):
+        env.reset(options={"start": "garbage"})
+    with pytest.raises(DataValidationError, match=r"start 'garbage' is not a date"):
+        HistoricalMarket(p, start="garbage")
+    with pytest.raises(DataValidationError, match=r"first_day 'soon' is not a date"):
+        HistoricalMarket(p, first_day="soon")
+    with pytest.raises(DataValidationError, match=r"start '2001-01-03' is outside the allowed start range 2001-02-12..2001-06-01"):
+        env.reset(options={"start": "2001-01-03"})
+    with pytest.raises(DataValidationError, match=r"episode_seed must be a whole number >= 0, got -5"):
+        env.reset(options={"episode_seed": -5})

@@ -25,6 +25,15 @@ Where the panel marks an asset absent, the observed return is ``0.0`` and the ob
 gains a ``"mask"`` key (1.0 available, 0.0 absent) - only for panels with missing cells. In
 the accounting an absent asset earns ``0.0`` that day (its price is carried forward).
 Simulated days are complete (mask all ones).
+
+Trading follows the same mask (:meth:`MarketPaths.tradable`): an asset trades at the close
+of a day on which it is present; on a day it is absent (not yet listed, a gap) it cannot be
+bought or shorted further, only reduced towards zero at its last price, and a position in
+it is otherwise kept (carried at its last price, earning 0). An asset that is absent on
+every later row of the panel *delists* on its last present day: a position in it is settled
+into cash at that day's close price, at no cost (:meth:`MarketPaths.delisted`; the
+settlement shows in the next observation's weights, as a delisting is public when it
+happens). A generative path's only real day is its start day; simulated assets never delist.
 """
 
 from factorgym.envs.markets.base import Market, MarketPaths, ObservationConfig, StartSpec

@@ -21,7 +21,17 @@ from factorgym.features import FeatureConfig, FeatureScaler
 if TYPE_CHECKING:
     from factorgym.generators.base import ReturnGenerator
 
-__all__ = ["Market", "MarketPaths", "ObservationConfig", "StartSpec", "check_assets", "format_moments", "standardise"]
+__all__ = [
+    "Market",
+    "MarketPaths",
+    "ObservationConfig",
+    "StartSpec",
+    "check_assets",
+    "format_moments",
+    "last_traded_rows",
+    "parse_day",
+    "standardise",
+]
 
 StartSpec = str | pd.Timestamp | _dt.date | int | np.integer | None
 
@@ -110,24 +120,66 @@ class Market(ABC):
     def open(self, n_paths: int, obs: ObservationConfig) -> MarketPaths:
         """Batched state for ``n_paths`` paths observing ``obs``."""
 
-    def _row(self, start: StartSpec) -> int:
-        if isinstance(start, int | np.integer):
+    def _row(self, start: StartSpec, what: str = "start") -> int:
+        """Panel row of a day given as a row number or a date (the last trading day on or
+        before it); a date outside the panel, or anything else, raises naming the value."""
+        p = self.panel
+        if isinstance(start, int | np.integer) and not isinstance(start, bool | np.bool_):
             row = int(start)
-            if not 0 <= row < self.panel.T:
-                raise DataValidationError(f"start row {row} is outside {self.panel.name} (T={self.panel.T})")
+            if not 0 <= row < p.T:
+                raise DataValidationError(f"{what} row {row} is outside {p.name} (rows 0..{p.T - 1})")
             return row
-        return self.panel.index_of(pd.Timestamp(start))  # type: ignore[arg-type]
+        ts = parse_day(start, what)
+        first, last = p.dates[0], p.dates[-1]
+        if ts.normalize() < first.normalize() or ts.normalize() > last.normalize():
+            raise DataValidationError(
+                f"{what} {_show(start)} is outside {p.name}, which runs {first.date()}..{last.date()}"
+            )
+        return p.index_of(ts)
 
     def _bounds(self, first_day: StartSpec, last_day: StartSpec) -> tuple[int, int]:
         p = self.panel
-        first = 0 if first_day is None else (
-            int(first_day) if isinstance(first_day, int | np.integer)
-            else int(p.dates.searchsorted(pd.Timestamp(first_day), side="left"))  # type: ignore[arg-type]
-        )
-        last = p.T - 1 if last_day is None else self._row(last_day)
+        if first_day is None:
+            first = 0
+        elif isinstance(first_day, int | np.integer) and not isinstance(first_day, bool | np.bool_):
+            first = self._row(first_day, "first_day")
+        else:
+            first = int(p.dates.searchsorted(parse_day(first_day, "first_day"), side="left"))
+        last = p.T - 1 if last_day is None else self._row(last_day, "last_day")
         if first > last:
             raise DataValidationError(f"first_day {first_day} is after last_day {last_day} in {p.name}")
         return first, last
+
+
+def _show(value: object) -> str:
+    """A user's day as they gave it (a date's ISO form, else its repr)."""
+    if isinstance(value, pd.Timestamp | _dt.date):
+        ts = pd.Timestamp(value)
+        return str(ts.date()) if ts == ts.normalize() else str(ts)
+    return repr(value)
+
+
+def parse_day(value: object, what: str = "start") -> pd.Timestamp:
+    """``value`` (a date, a ``Timestamp`` or an ISO date string) as a naive ``Timestamp``.
+
+    Raises
+    ------
+    DataValidationError
+        Naming ``value`` when it is not a date (a number other than a row index, an
+        unparseable string, a timezone-aware time, ...).
+    """
+    if isinstance(value, str | _dt.date | pd.Timestamp | np.datetime64) and not isinstance(value, bool):
+        try:
+            ts = pd.Timestamp(value)  # type: ignore[arg-type]
+        except (ValueError, TypeError, OverflowError):
+            ts = None
+        if ts is not None and ts is not pd.NaT and not pd.isna(ts):
+            if ts.tzinfo is not None:
+                raise DataValidationError(f"{what} {value!r} has a time zone; give a plain date such as '2010-01-04'")
+            return ts
+    raise DataValidationError(
+        f"{what} {value!r} is not a date (e.g. '2010-01-04') or a row number of the panel"
+    )
 
 
 class MarketPaths(ABC):
@@ -170,12 +222,21 @@ class MarketPaths(ABC):
         lo, hi = self.start_range()
         spec = start if start is not None else self._fixed_start
         if spec is not None:
-            row = self.market._row(spec)
+            d = self.panel.dates
+            allowed = f"the allowed start range {d[lo].date()}..{d[hi].date()} of {self.panel.name}"
+            try:
+                row = self.market._row(spec)
+            except DataValidationError as exc:
+                raise DataValidationError(f"{exc}; {allowed}") from None
             if not lo <= row <= hi:
-                raise DataValidationError(
-                    f"start {self.panel.dates[row].date()} is outside the allowed start range "
-                    f"{self.panel.dates[lo].date()}..{self.panel.dates[hi].date()} of {self.panel.name}"
-                )
+                day = d[row].date()
+                if isinstance(spec, int | np.integer):
+                    shown = f"row {row} ({day})"
+                elif parse_day(spec).normalize() == d[row].normalize():
+                    shown = _show(spec)
+                else:
+                    shown = f"{_show(spec)} (trading day {day})"
+                raise DataValidationError(f"start {shown} is outside {allowed}")
             return row
         if self._random_start:
             return int(rng.integers(lo, hi + 1))
@@ -200,6 +261,17 @@ class MarketPaths(ABC):
     @abstractmethod
     def step(self) -> np.ndarray:
         """Advance every path one day; the day's realised returns ``(P, N)`` (0.0 where absent)."""
+
+    def tradable(self) -> np.ndarray | None:
+        """Assets that trade at the close of each path's current day ``(P, N)`` bool, or
+        ``None`` when every asset trades on every day (a panel without missing cells)."""
+        return None
+
+    def delisted(self) -> np.ndarray | None:
+        """``(P, N)`` bool: the current day is the asset's last traded day or later (it never
+        trades again), so a position in it is settled into cash at this close; ``None`` when
+        no asset delists."""
+        return None
 
     @abstractmethod
     def returns_window(self, idx: np.ndarray | None = None) -> np.ndarray:
@@ -238,3 +310,13 @@ class MarketPaths(ABC):
 def standardise(X: np.ndarray, scaler: FeatureScaler) -> np.ndarray:
     Z = scaler.transform(X)
     return np.where(np.isfinite(Z), Z, 0.0)
+
+
+def last_traded_rows(mask: np.ndarray) -> np.ndarray:
+    """Per asset, the row of its last traded day when it delists (absent on every later row
+    of ``mask`` ``(T, N)``), else ``T`` (trades on the last row); ``-1`` if it never trades."""
+    mask = np.asarray(mask, dtype=bool)
+    T = mask.shape[0]
+    last = T - 1 - np.argmax(mask[::-1], axis=0)
+    last = np.where(mask.any(axis=0), last, -1)
+    return np.where(last == T - 1, T, last)

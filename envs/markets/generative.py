@@ -196,6 +196,15 @@ class GenerativePaths(MarketPaths):
         self._day += 1
         return r
 
+    def tradable(self) -> np.ndarray | None:
+        if not self.has_mask:
+            return None
+        out = np.ones((self.n_paths, self.n_assets), dtype=bool)
+        real = np.flatnonzero(self._day == 0)  # the real start day; simulated days are complete
+        if real.size:
+            out[real] = self.panel.mask[self.start_rows[real]]
+        return out
+
     def returns_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
         return np.array(self._ring.last(self.window, idx))
 

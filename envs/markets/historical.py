@@ -15,6 +15,7 @@ from factorgym.envs.markets.base import (
     StartSpec,
     check_assets,
     format_moments,
+    last_traded_rows,
     standardise,
 )
 from factorgym.errors import DataValidationError
@@ -106,6 +107,12 @@ class HistoricalPaths(MarketPaths):
             )
         self._R = np.ascontiguousarray(p.filled(0.0))
         self._M = p.mask.astype(np.float64) if self.has_mask else None
+        self._trades = np.asarray(p.mask, dtype=bool) if self.has_mask else None
+        self._gone: np.ndarray | None = None
+        if self.has_mask:
+            last = last_traded_rows(p.mask)
+            if (last < p.T).any():
+                self._gone = np.arange(p.T)[:, None] >= last[None, :]
         # (T - window + 1, N, window) views: row j is the window ending at day j + window - 1
         self._Rw = np.lib.stride_tricks.sliding_window_view(self._R, self.window, axis=0)
         self._Mw = None if self._M is None else np.lib.stride_tricks.sliding_window_view(self._M, self.window, axis=0)
@@ -131,9 +138,15 @@ class HistoricalPaths(MarketPaths):
         self.t += 1
         return self._R[self.t]
 
-    def lookahead(self) -> np.ndarray:
-        """The next day's returns ``(P, N)`` without advancing (privileged; for leak tests)."""
-        return self._R[np.minimum(self.t + 1, self.hmarket.last_row)]
+    def tradable(self) -> np.ndarray | None:
+        return None if self._trades is None else self._trades[self.t]
+
+    def delisted(self) -> np.ndarray | None:
+        return None if self._gone is None else self._gone[self.t]
+
+    def lookahead(self, days: int = 1) -> np.ndarray:
+        """The returns ``(P, N)`` of ``days`` days ahead without advancing (privileged; for leak tests)."""
+        return self._R[np.minimum(self.t + int(days), self.hmarket.last_row)]
 
     def returns_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
         t = self.t if idx is None else self.t[idx]
