@@ -3,9 +3,9 @@ look-ahead, bootstrap intervals, baselines, the agent spec grammar and the CLI o
 
 from __future__ import annotations
 
-import base64
+import html
 import json
-import re
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -437,9 +437,7 @@ def test_backtest_cli_writes_tables_series_json_and_report(lw_run: Any, tmp_path
     html = (out / "report.html").read_text()
     assert "mv &lt;20d&gt;" in html and "mv <20d>" not in html  # escaped
     assert "Synthetic-to-real gap" in html and "<table" in html
-    imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(imgs) >= 4
-    assert base64.b64decode(imgs[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert html.count('class="plot"') >= 4 and "Plotly.newPlot" in html  # interactive figures, plotly.js embedded
     assert "terminal wealth is not comparable" in " ".join(res.notes)
 
 
@@ -491,3 +489,214 @@ def test_sharpe_uses_the_daily_cash_rate(lw_run: Any, tmp_path: Any) -> None:
     assert cli.config.risk_free == pytest.approx(daily, rel=1e-12)
     r = cli.daily("buy_and_hold")["net_return"].to_numpy()
     assert cli.summary.loc["buy_and_hold", "sharpe"] == pytest.approx((r - daily).mean() / r.std(ddof=1) * np.sqrt(252), rel=1e-12)
+
+
+# =========================================================================== inference columns
+def test_hac_deflated_sharpe_and_mcs_columns_follow_from_the_agents_run(result: Any) -> None:
+    """The real-path summary carries the HAC Sharpe difference to 1/N, the probabilistic and
+    deflated Sharpe ratios with the trials counted from the run's agents, and MCS membership."""
+    s = result.summary
+    names = result.agent_names
+    ref_r = result.real[result.reference].returns(0)
+    for name in names:
+        r = result.real[name].returns(0)
+        if name != result.reference:
+            t = M.sharpe_difference_test(r, ref_r, risk_free=0.0)
+            assert s.loc[name, "sharpe_minus_ew_hac_se"] == pytest.approx(t.std_error, rel=1e-12, nan_ok=True)
+            assert s.loc[name, "sharpe_minus_ew_hac_pvalue"] == pytest.approx(t.pvalue, rel=1e-12, nan_ok=True)
+            boot = result.bootstrap[(result.bootstrap["agent"] == name) & (result.bootstrap["statistic"] == "sharpe_minus_ew")]
+            assert s.loc[name, "sharpe_minus_ew_boot_se"] == pytest.approx(boot["std_error"].iloc[0], nan_ok=True)
+    assert np.isfinite(s.loc["bh", "sharpe_minus_ew_hac_pvalue"]) and np.isnan(s.loc["rec_cash", "sharpe_minus_ew_hac_se"])
+    assert np.isnan(s.loc[result.reference, "sharpe_minus_ew_hac_se"])
+    # trials = the run's agents (1/N included), never the index row
+    tab = M.sharpe_inference(np.column_stack([result.real[n].returns(0) for n in names]), names=names)
+    finite = int(np.isfinite(tab["sharpe"]).sum())
+    assert (s.loc[names, "n_trials"] == finite).all() and finite == len(names) - 1  # rec_cash has no Sharpe ratio
+    np.testing.assert_allclose(s.loc[names, "deflated_sharpe"], tab["deflated_sharpe"], rtol=1e-12)
+    np.testing.assert_allclose(s.loc[names, "psr"], tab["psr"], rtol=1e-12)
+    bench = result.benchmark_label
+    assert np.isfinite(s.loc[bench, "psr"]) and np.isnan(s.loc[bench, "deflated_sharpe"]) and np.isnan(s.loc[bench, "in_mcs_90"])
+    assert set(s.loc[names, "in_mcs_90"]) <= {0.0, 1.0} and s.loc[names, "in_mcs_90"].sum() >= 1
+    assert ((s.loc[names, "mcs_pvalue"] >= 0.10) == (s.loc[names, "in_mcs_90"] == 1.0)).all()
+    # the identical twins 1/N and rec_invest share one MCS verdict
+    assert s.loc["rec_invest", "mcs_pvalue"] == s.loc[result.reference, "mcs_pvalue"]
+
+
+def test_more_agents_tried_raise_the_deflated_sharpe_bar() -> None:
+    few = [BacktestAgent("bh", BuyAndHold(cost_model=COSTS)), EqualWeight()]
+    more = [*few, agent_from_spec("mv:sample,window=30,gamma=5", cost_model=COSTS, constraints=CONS)[0],
+            agent_from_spec("mv:ledoit_wolf,window=60,gamma=50", cost_model=COSTS, constraints=CONS)[0]]  # fmt: skip
+    a = backtest(few, PANEL, None, _config(n_paths=0, bootstrap_reps=50)).summary
+    b = backtest(more, PANEL, None, _config(n_paths=0, bootstrap_reps=50)).summary
+    assert a.loc["bh", "n_trials"] == 2 and b.loc["bh", "n_trials"] == 4
+    assert a.loc["bh", "psr"] == b.loc["bh", "psr"]  # the probabilistic ratio ignores the other trials
+    assert a.loc["bh", "deflated_sharpe"] != b.loc["bh", "deflated_sharpe"]
+
+
+# =========================================================================== cost sensitivity
+def test_cost_sensitivity_reruns_agents_that_plan_with_the_scaled_costs() -> None:
+    mv = agent_from_spec("mv:ledoit_wolf,window=30,gamma=5", cost_model=COSTS, constraints=CONS)[0]
+    agents = [BacktestAgent("bh", BuyAndHold(cost_model=COSTS)), mv, EqualWeight()]
+    res = backtest(agents, PANEL, None, _config(n_paths=0, bootstrap_reps=0, cost_multipliers=(5, 0, 1, 2)))
+    cs = res.cost_sensitivity
+    assert res.config.cost_multipliers == (0.0, 1.0, 2.0, 5.0)
+    assert list(cs.columns) == [*(f"sharpe_cost_{m}x" for m in (0, 1, 2, 5)), *(f"annualised_return_cost_{m}x" for m in (0, 1, 2, 5)),
+                                "break_even_multiplier", "break_even_cost_bps"]  # fmt: skip
+    for name in res.agent_names:
+        assert cs.loc[name, "sharpe_cost_1x"] == res.summary.loc[name, "sharpe"]
+        assert cs.loc[name, "annualised_return_cost_1x"] == res.summary.loc[name, "annualised_return"]
+    ew = cs.loc["equal_weight", [f"sharpe_cost_{m}x" for m in (0, 1, 2, 5)]].to_numpy()
+    assert (np.diff(ew) < 0).all()  # 1/N trades every day: each multiple of the costs costs it
+    assert mv.policy.cost_model == COSTS  # the planning costs are restored after the re-runs
+    # 0x is a real re-run: the optimizer plans without costs (re-pricing its 1x trades would not)
+    free = CostModel(0.0, 0.0, 0.0)
+    mv0 = agent_from_spec("mv:ledoit_wolf,window=30,gamma=5", cost_model=free, constraints=CONS)[0]
+    zero = backtest([BacktestAgent("bh", BuyAndHold(cost_model=free)), mv0, EqualWeight()], PANEL, None,
+                    _config(n_paths=0, bootstrap_reps=0, cost_model=free))  # fmt: skip
+    for name in res.agent_names:
+        assert cs.loc[name, "sharpe_cost_0x"] == pytest.approx(zero.summary.loc[name, "sharpe"], rel=1e-12)
+    gross = res.daily(mv.name)["net_return"] + res.daily(mv.name)["cost"]  # the 1x trades, re-priced at 0x
+    assert abs(float(M.sharpe_ratio(gross.to_numpy())) - cs.loc[mv.name, "sharpe_cost_0x"]) > 1e-6
+    # break-even: at the reported multiplier the agent and 1/N have the same Sharpe ratio
+    be = cs.loc[mv.name, "break_even_multiplier"]
+    if 0.0 < be < 5.0:
+        at = backtest([agent_from_spec("mv:ledoit_wolf,window=30,gamma=5", cost_model=scaled(COSTS, be), constraints=CONS)[0],
+                       EqualWeight()], PANEL, None, _config(n_paths=0, bootstrap_reps=0, cost_model=scaled(COSTS, be))).summary  # fmt: skip
+        assert abs(at.loc[mv.name, "sharpe"] - at.loc["equal_weight", "sharpe"]) < 0.05
+    assert np.isnan(cs.loc["equal_weight", "break_even_multiplier"])
+
+
+def scaled(cm: CostModel, m: float) -> CostModel:
+    return CostModel(buy=cm.buy * m, sell=cm.sell * m, impact=cm.impact * m)
+
+
+def test_break_even_is_solved_on_the_multiplier() -> None:
+    from factorgym.app.backtest.sensitivity import cost_sensitivity_table
+
+    lines = {"ew": (0.5, -0.1), "cross": (1.0, -0.3), "always": (2.0, 0.0), "never": (0.2, -0.1)}
+    calls: list[tuple[str, float]] = []
+
+    def metrics_at(name: str, m: float) -> tuple[float, float]:
+        calls.append((name, m))
+        a, b = lines[name]
+        return a + b * m, 0.1 * (a + b * m)
+
+    tab = cost_sensitivity_table(list(lines), "ew", metrics_at, (0, 1, 2, 5), CostModel(buy=1e-3, sell=3e-3))
+    assert tab.loc["cross", "break_even_multiplier"] == pytest.approx(2.5, abs=0.01)  # 1 - 0.3 m = 0.5 - 0.1 m
+    assert tab.loc["cross", "break_even_cost_bps"] == pytest.approx(2.5 * 20.0, abs=0.2)  # mean of 10 and 30 bps
+    assert any(m not in (0, 1, 2, 5) for _, m in calls)  # refined between 2 and 5 by re-running
+    assert tab.loc["always", "break_even_multiplier"] == math.inf
+    assert tab.loc["never", "break_even_multiplier"] == 0.0  # does not beat 1/N even without costs
+    assert tab.loc["cross", "sharpe_cost_5x"] == pytest.approx(-0.5)
+
+
+def test_cost_multipliers_are_checked() -> None:
+    with pytest.raises(DataValidationError, match="cost multipliers"):
+        _config(cost_multipliers=(0, -1))
+    with pytest.raises(DataValidationError, match="distinct"):
+        _config(cost_multipliers=(1, 1.0))
+    from factorgym.app.cli.backtest import parse_multipliers
+
+    assert parse_multipliers("0, 1,2,5") == (0.0, 1.0, 2.0, 5.0) and parse_multipliers("") == ()
+    with pytest.raises(DataValidationError, match="'x'"):
+        parse_multipliers("0,x")
+
+
+# =========================================================================== output folder
+def _snapshot(folder: Any) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_smaller_rerun_replaces_the_whole_output_folder(tmp_path: Any) -> None:
+    out = tmp_path / "bt"
+    kw: dict[str, Any] = {"dataset": PANEL, "train_end": SPLIT.train_end, "val_end": SPLIT.val_end, "n_paths": 0,
+                          "bootstrap_reps": 0, "out": out, "progress": False}  # fmt: skip
+    backtest_cli(["buy_and_hold", "mv:sample,window=20,gamma=10"], report=True, **kw)
+    before = set(_snapshot(out))
+    assert {"daily/mv_sample.csv", "report.html"} <= before
+    backtest_cli(["buy_and_hold"], report=False, **kw)
+    after = set(_snapshot(out))
+    assert after == {"summary_real.csv", "summary_real.md", "bootstrap_real.csv", "backtest.json",
+                     "daily/buy_and_hold.csv", "daily/equal_weight.csv", "daily/benchmark.csv"}  # fmt: skip
+    assert before - after >= {"report.html"} and len(before) > len(after)
+    assert list(pd.read_csv(out / "summary_real.csv", index_col=0).index) == ["buy_and_hold", "equal_weight", "SP500 (index)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bt"]  # no temporary folders left
+
+
+def test_a_run_that_fails_while_writing_leaves_the_old_result_intact(tmp_path: Any, monkeypatch: Any) -> None:
+    from factorgym.app.backtest import BacktestResult
+
+    out = tmp_path / "bt"
+    kw: dict[str, Any] = {"dataset": PANEL, "train_end": SPLIT.train_end, "val_end": SPLIT.val_end, "n_paths": 0,
+                          "bootstrap_reps": 0, "out": out, "progress": False}  # fmt: skip
+    backtest_cli(["buy_and_hold", "mv:sample,window=20,gamma=10"], report=False, **kw)
+    old = _snapshot(out)
+
+    def broken(self: Any, *a: Any, **k: Any) -> Any:
+        raise RuntimeError("disk full while writing the report")
+
+    monkeypatch.setattr(BacktestResult, "to_report", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        backtest_cli(["equal_weight"], report=True, **kw)  # tables and daily files were written before it failed
+    assert _snapshot(out) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bt"]
+
+
+def test_a_foreign_output_folder_is_refused_before_anything_runs(tmp_path: Any, capsys: Any) -> None:
+    from factorgym.app import cli
+
+    (tmp_path / "notes.txt").write_text("mine")
+    code = cli.main(["backtest", "equal_weight", "--dataset", "nonexistent.csv", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a backtest's output" in err and "Traceback" not in err  # refused before reading the data
+    assert _snapshot(tmp_path) == {"notes.txt": b"mine"}
+    code = cli.main(["backtest", "equal_weight", "--cost-multipliers", "0,two", "--out", str(tmp_path / "new")])
+    assert code == 2 and "'two'" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_backtest_help_explains_every_new_column(capsys: Any, monkeypatch: Any) -> None:
+    from factorgym.app import cli
+    from factorgym.app.backtest.sensitivity import COST_COLUMNS
+    from factorgym.app.backtest.statistics import INFERENCE_COLUMNS
+
+    monkeypatch.setenv("COLUMNS", "400")
+    cli.main(["backtest", "--help"])
+    text = capsys.readouterr().out
+    for key in [*INFERENCE_COLUMNS, *COST_COLUMNS]:
+        line = next((ln for ln in text.splitlines() if f" {key}: " in ln), None)
+        assert line is not None, key
+        assert len(line.split(f"{key}: ", 1)[1].strip()) > 20
+    assert "--cost-multipliers" in text
+
+
+def test_report_shows_the_inference_and_cost_tables_with_human_labels(tmp_path: Any) -> None:
+    from factorgym.app.backtest.report import report_from_folder
+
+    mv = agent_from_spec("mv:ledoit_wolf,window=30,gamma=5", cost_model=COSTS, constraints=CONS)[0]
+    res = backtest([mv, EqualWeight()], PANEL, None, _config(n_paths=0, bootstrap_reps=50, cost_multipliers=(0, 1, 2)))
+    out = tmp_path / "bt"
+    res.save(out)
+    page = (out / "report.html").read_text()
+    for text in ("Multiple testing and dependence", "p-value: same Sharpe as 1/N (HAC)", "Deflated Sharpe (prob.)",
+                 "In 90% MCS", "Cost sensitivity", "Sharpe (ann.) at 2× costs", "Break-even cost (bps)"):  # fmt: skip
+        assert html.escape(text) in page, text
+    for code in ("sharpe_minus_ew_hac_pvalue", "deflated_sharpe", "break_even_cost_bps"):
+        assert f">{code}<" not in page  # no code names as headers
+    rebuilt = report_from_folder(out).to_html()
+    assert "Cost sensitivity" in rebuilt and html.escape("In 90% MCS") in rebuilt
+
+
+def test_execution_lag_delays_every_agents_trades_and_is_recorded(tmp_path: Any) -> None:
+    lag0 = backtest([EqualWeight()], PANEL, None, _config(n_paths=0, bootstrap_reps=0))
+    lag1 = backtest([EqualWeight()], PANEL, None, _config(n_paths=0, bootstrap_reps=0, execution_lag=1))
+    d0, d1 = lag0.daily("equal_weight"), lag1.daily("equal_weight")
+    assert d0["net_return"].iloc[0] != 0.0
+    assert d1["net_return"].iloc[0] == 0.0 and d1["cost"].iloc[0] == 0.0  # day 1 still holds the all-cash start
+    assert d1["cost"].iloc[1] > 0.0  # the first decision trades one close later
+    assert not np.allclose(d0["net_return"].to_numpy()[1:], d1["net_return"].to_numpy()[1:])
+    lag1.save(tmp_path / "bt")
+    assert json.loads((tmp_path / "bt" / "backtest.json").read_text())["config"]["execution_lag"] == 1
+    assert "trade 1 day(s) later" in html.unescape((tmp_path / "bt" / "report.html").read_text())
+    for bad in (-1, 1.5, True):
+        with pytest.raises(DataValidationError, match="execution_lag"):
+            _config(execution_lag=bad)

@@ -36,9 +36,16 @@ own train std instead (a stricter scale: on sp500 test it adds ~0.116 nats/asset
 ``crps``       fair CRPS of each asset's scaled return from the samples, mean over assets.
 ``energy_score``  fair energy score of the scaled return vector of the available assets,
                from the first ``energy_samples`` samples.
+``nll_*_se``   Newey-West (HAC, Bartlett kernel, automatic bandwidth) standard errors of
+               the mean NLLs, robust to the serial dependence of daily NLL (volatility
+               clusters); ``nll_*_se_iid`` (in ``scalars`` only) assume independent days.
 ``sf_*``       stylized-fact distances of ``sim_paths`` simulated paths of ``sim_horizon``
                days (``generator.simulate`` from the day before the period) to the real
                period's first ``sim_horizon`` days (:func:`factorgym.metrics.compare_stylized_facts`).
+
+Between models, :func:`diebold_mariano_table` tests equal mean daily loss (NLL, CRPS,
+energy score) pair by pair on common days with a HAC variance (Diebold & Mariano 1995);
+:func:`save_reports` writes it as ``diebold_mariano.csv`` / ``.md``.
 
 Random draws of day ``d`` come from their own stream (``rng`` spawns one per day), so a
 day's values depend only on the data up to that day, the generator and ``rng``.
@@ -49,16 +56,22 @@ Modules: ``evaluate`` (:class:`EvaluationOptions`, :func:`evaluate_generator`), 
 
 from factorgym.generators.evaluation.evaluate import EvaluationOptions, evaluate_generator
 from factorgym.generators.evaluation.report import (
+    DM_COLUMNS,
+    DM_METRICS,
     TABLE_COLUMNS,
     GeneratorReport,
+    diebold_mariano_table,
     reports_table,
     save_reports,
 )
 
 __all__ = [
+    "DM_COLUMNS",
+    "DM_METRICS",
     "EvaluationOptions",
     "GeneratorReport",
     "TABLE_COLUMNS",
+    "diebold_mariano_table",
     "evaluate_generator",
     "reports_table",
     "save_reports",

@@ -368,6 +368,8 @@ def _report(
             "var_levels": list(levels),
             "whitening": opts.whitening,
             "max_lag": opts.max_lag,
+            "nll_scale": opts.nll_scale,
+            "day_stride": int(opts.day_stride),
             "min_history": ev.hist,
             "generator": type(generator).__name__,
             "generator_params": generator.get_params(),

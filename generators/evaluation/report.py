@@ -19,12 +19,31 @@ from factorgym.errors import DataValidationError
 from factorgym.jsonable import jsonable, slug
 from factorgym.report.tables import to_markdown
 
-__all__ = ["GeneratorReport", "TABLE_COLUMNS", "reports_table", "save_reports"]
+__all__ = ["DM_COLUMNS", "DM_METRICS", "GeneratorReport", "TABLE_COLUMNS", "diebold_mariano_table", "reports_table", "save_reports"]
+
+#: Per-day losses compared by :func:`diebold_mariano_table` (columns of ``per_day``).
+DM_METRICS: tuple[str, ...] = ("nll_joint", "nll_ind", "crps", "energy_score")
+
+#: Columns of :func:`diebold_mariano_table`, with one line each.
+DM_COLUMNS: dict[str, str] = {
+    "part": "split part both reports scored",
+    "metric": "the daily loss compared (nll_joint, nll_ind, crps, energy_score: lower is better)",
+    "model_a": "first model of the pair",
+    "model_b": "second model of the pair",
+    "days": "days both models were scored on (the test uses only these)",
+    "mean_diff": "mean daily loss of model_a minus model_b (negative: model_a is better)",
+    "std_error": "Newey-West (HAC) standard error of mean_diff",
+    "statistic": "Diebold-Mariano statistic mean_diff / std_error (standard normal when both are equally good)",
+    "pvalue": "two-sided p-value of equal expected loss",
+    "bandwidth": "Newey-West bandwidth (days) of the HAC variance (automatic, Newey-West 1994)",
+}
 
 #: Scalar keys of :attr:`GeneratorReport.scalars` and their column titles in :func:`reports_table`.
 TABLE_COLUMNS: dict[str, str] = {
     "nll_ind": "NLL ind",
+    "nll_ind_se": "NLL ind s.e.",
     "nll_joint": "NLL joint",
+    "nll_joint_se": "NLL joint s.e.",
     "cov_mse": "Cov MSE",
     "box_m": "Box's M",
     "box_m_divergence": "Box div.",
@@ -162,17 +181,57 @@ def reports_table(reports: GeneratorReport | list[GeneratorReport]) -> pd.DataFr
     return df[keep]
 
 
+def diebold_mariano_table(reports: list[GeneratorReport], metrics: tuple[str, ...] = DM_METRICS) -> pd.DataFrame:
+    """Paired Diebold-Mariano tests of equal mean daily loss between every two reports of the
+    same split part (and NLL scale), per metric (:func:`factorgym.metrics.diebold_mariano`,
+    HAC variance): the daily NLL, CRPS or energy score of the two models on the days both
+    scored.
+
+    Parameters
+    ----------
+    reports : list of GeneratorReport
+    metrics : tuple of str
+        Per-day columns to compare (default :data:`DM_METRICS`).
+
+    Returns
+    -------
+    DataFrame
+        One row per (part, metric, pair) with a finite loss for both models on at least 3
+        common days; columns :data:`DM_COLUMNS`. Empty when no pair qualifies.
+    """
+    rows = []
+    for i, a in enumerate(reports):
+        for b in reports[i + 1 :]:
+            if a.part != b.part or a.config.get("nll_scale") != b.config.get("nll_scale"):
+                continue
+            for metric in metrics:
+                if metric not in a.per_day or metric not in b.per_day:
+                    continue
+                both = pd.concat([a.per_day[metric].rename("a"), b.per_day[metric].rename("b")], axis=1, join="inner").dropna()
+                if len(both) < 3:
+                    continue
+                t = M.diebold_mariano(both["a"].to_numpy(), both["b"].to_numpy())
+                rows.append({
+                    "part": a.part, "metric": metric, "model_a": a.name, "model_b": b.name, "days": t.n_obs,
+                    "mean_diff": t.estimate, "std_error": t.std_error, "statistic": t.statistic, "pvalue": t.pvalue,
+                    "bandwidth": t.bandwidth,
+                })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(DM_COLUMNS))
+
+
 def save_reports(reports: GeneratorReport | list[GeneratorReport], out_dir: str | Path) -> dict[str, Path]:
     """Write the comparison table and every report's details atomically into ``out_dir``.
 
     Files: ``generator_reports.csv`` and ``.md`` (:func:`reports_table`),
-    ``generator_reports.json`` (every report's :meth:`GeneratorReport.to_dict`), and
-    ``per_day/<name>_<part>.csv`` (the per-day values, for plots).
+    ``generator_reports.json`` (every report's :meth:`GeneratorReport.to_dict`),
+    ``diebold_mariano.csv`` and ``.md`` (:func:`diebold_mariano_table`, when two reports
+    can be compared) and ``per_day/<name>_<part>.csv`` (the per-day values, for plots).
 
     Returns
     -------
     dict of str to Path
-        The written files by role (``csv``, ``markdown``, ``json``, ``per_day:<name>_<part>``).
+        The written files by role (``csv``, ``markdown``, ``json``, ``dm_csv``, ``dm_markdown``,
+        ``per_day:<name>_<part>``).
     """
     reps = [reports] if isinstance(reports, GeneratorReport) else list(reports)
     keys = [f"{slug(r.name, default='report', strip='_')}_{r.part}" for r in reps]
@@ -190,6 +249,11 @@ def save_reports(reports: GeneratorReport | list[GeneratorReport], out_dir: str 
     atomic_write_text(
         paths["json"], json.dumps([r.to_dict() for r in reps], indent=2, allow_nan=False, default=str) + "\n"
     )
+    dm = diebold_mariano_table(reps)
+    if not dm.empty:
+        paths["dm_csv"], paths["dm_markdown"] = out / "diebold_mariano.csv", out / "diebold_mariano.md"
+        atomic_write_text(paths["dm_csv"], dm.to_csv(index=False))
+        atomic_write_text(paths["dm_markdown"], to_markdown(dm))
     for key, r in zip(keys, reps, strict=True):
         p = out / "per_day" / f"{key}.csv"
         df = r.per_day.copy()

@@ -158,7 +158,9 @@ def score_moments(
 def summarise_likelihood(
     s: DayScores, closed_form: bool, has_lp: bool, nll_scale: str, scalars: dict[str, float], notes: dict[str, str]
 ) -> None:
-    """``nll_joint`` (days on which every asset trades) and ``nll_ind``, with their notes."""
+    """``nll_joint`` (days on which every asset trades) and ``nll_ind``, with their notes, and
+    the standard errors of both means: ``*_se`` Newey-West (HAC, :func:`factorgym.metrics.newey_west_mean`),
+    ``*_se_iid`` assuming independent days."""
     n_days = len(s.nll_joint)
     if not has_lp:
         notes["nll"] = "unavailable: the predictive has no log density (has_log_prob=False)"
@@ -177,6 +179,17 @@ def summarise_likelihood(
         notes["nll_joint"] = f"averaged over the {n_joint} of {n_days} days on which every asset trades"
     scalars["nll_joint"] = float(np.nanmean(s.nll_joint)) if n_joint else math.nan
     scalars["nll_ind"] = float(np.nanmean(s.nll_ind)) if np.isfinite(s.nll_ind).any() else math.nan
+    lags = []
+    for key, per_day in (("nll_joint", s.nll_joint), ("nll_ind", s.nll_ind)):
+        m = M.newey_west_mean(per_day)
+        scalars[f"{key}_se"], scalars[f"{key}_se_iid"] = m.std_error, m.iid_std_error
+        if math.isfinite(m.bandwidth):
+            lags.append(f"{key} {m.bandwidth:.1f}")
+    if lags:
+        notes["nll_se"] = (
+            "standard errors of the mean NLL: Newey-West (Bartlett kernel, automatic bandwidth "
+            f"{', '.join(lags)} days), robust to the serial dependence of daily NLL; *_se_iid assume independent days"
+        )
 
 
 def summarise_covariance(

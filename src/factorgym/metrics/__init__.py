@@ -17,6 +17,10 @@ Modules
     CRPS and energy score of sample ensembles.
 :mod:`~factorgym.metrics.stylized`
     Kurtosis, ACFs, leverage effect, correlations and stylized-fact comparisons.
+:mod:`~factorgym.metrics.inference`
+    HAC (Newey-West) standard errors, Diebold-Mariano and Ledoit-Wolf Sharpe-difference
+    tests, probabilistic / deflated Sharpe ratios, the Model Confidence Set, the
+    interquartile mean with its stratified-bootstrap interval.
 
 Every public name of these modules is importable from :mod:`factorgym.metrics` itself.
 
@@ -56,6 +60,24 @@ from factorgym.metrics.calibration import (
     portfolio_pit,
 )
 from factorgym.metrics.covariance import BoxMResult, box_m_identity, covariance_mse, whiten
+from factorgym.metrics.inference import (
+    DeflatedSharpe,
+    HACMean,
+    LongRunCovariance,
+    PairedTest,
+    deflated_sharpe_ratio,
+    diebold_mariano,
+    expected_max_sharpe,
+    hac_long_run_covariance,
+    interquartile_mean,
+    iqm_interval,
+    model_confidence_set,
+    newey_west_mean,
+    probabilistic_sharpe_ratio,
+    sharpe_difference_test,
+    sharpe_inference,
+    sharpe_ratio_std_error,
+)
 from factorgym.metrics.performance import (
     accumulated_return,
     annualised_return,
@@ -136,4 +158,21 @@ __all__ = [
     "StylizedFactsComparison",
     "stylized_facts",
     "compare_stylized_facts",
+    # inference under dependence and multiple testing
+    "LongRunCovariance",
+    "HACMean",
+    "PairedTest",
+    "DeflatedSharpe",
+    "hac_long_run_covariance",
+    "newey_west_mean",
+    "diebold_mariano",
+    "sharpe_difference_test",
+    "sharpe_ratio_std_error",
+    "probabilistic_sharpe_ratio",
+    "expected_max_sharpe",
+    "deflated_sharpe_ratio",
+    "sharpe_inference",
+    "model_confidence_set",
+    "interquartile_mean",
+    "iqm_interval",
 ]

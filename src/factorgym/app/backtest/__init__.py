@@ -35,6 +35,14 @@ Statistics
   Sharpe *difference* to 1/N on the same resampled days (a paired test). Each agent's draws
   are seeded from ``(seed, agent name)``, so an interval does not change when other agents
   are added to the run.
+* Beside the bootstrap, on the real path (:func:`~factorgym.app.backtest.statistics.real_path_inference`,
+  columns and their one-line meanings in ``INFERENCE_COLUMNS``): the Sharpe difference to 1/N
+  with a HAC delta-method test (Ledoit & Wolf 2008), the probabilistic and deflated Sharpe
+  ratios (Bailey & Lopez de Prado) with the number of trials counted from the run's agents,
+  and Model Confidence Set membership (90%) of the agents on daily losses.
+* Cost sensitivity (``BacktestConfig.cost_multipliers``, off by default): every agent re-run
+  on the real path at multiples of the costs, with its break-even cost against 1/N
+  (:mod:`~factorgym.app.backtest.sensitivity`, ``COST_COLUMNS``).
 * Synthetic paths: per-path metrics, then per agent the median and 5-95% band of each,
   CVaR(95%) of terminal wealth (a positive loss: the mean of ``1 - W_T`` over the worst 5%
   of paths), the probability of ending below 1/N's wealth on the same path, ruined paths
@@ -54,9 +62,11 @@ Modules
 ``agent``       :class:`BacktestAgent` (policy + observation settings), :func:`sb3_agent`
 ``config``      :class:`BacktestConfig`, :func:`held_out_rows`, :func:`synthetic_episode_seeds`
 ``run``         :func:`run_agent` (one agent, one market) and :func:`backtest` (everything)
-``statistics``  :func:`bootstrap_intervals`, block length, percentiles
+``statistics``  :func:`bootstrap_intervals`, block length, percentiles, :func:`real_path_inference`
+``sensitivity`` the cost-sensitivity table and break-even costs
 ``tables``      the real-path, per-path, synthetic-summary and gap tables
 ``result``      :class:`BacktestResult`: views and files
+``output``      the output folder, replaced as a whole (old or new result, never a mix)
 ``report``      the HTML report and the console summary
 ``experiment``  :func:`run_backtest`: a backtest by specs that writes its outputs
 """
@@ -73,15 +83,22 @@ from factorgym.app.backtest.agent import (
 from factorgym.app.backtest.config import BacktestConfig, held_out_rows, synthetic_episode_seeds
 from factorgym.app.backtest.result import BacktestResult
 from factorgym.app.backtest.run import backtest, run_agent
-from factorgym.app.backtest.statistics import bootstrap_intervals
+from factorgym.app.backtest.sensitivity import COST_COLUMNS
+from factorgym.app.backtest.statistics import (
+    INFERENCE_COLUMNS,
+    bootstrap_intervals,
+    real_path_inference,
+)
 from factorgym.app.backtest.tables import DIST_METRICS, GAP_METRICS
 from factorgym.app.specs import AgentSpec, parse_agent_spec
 from factorgym.envs.rollout import PathRun
 
 __all__ = [
+    "COST_COLUMNS",
     "DEFAULT_HISTORY_WINDOW",
     "DIST_METRICS",
     "GAP_METRICS",
+    "INFERENCE_COLUMNS",
     "AgentSpec",
     "BacktestAgent",
     "BacktestConfig",
@@ -93,6 +110,7 @@ __all__ = [
     "held_out_rows",
     "infer_window",
     "parse_agent_spec",
+    "real_path_inference",
     "run_agent",
     "sb3_agent",
     "synthetic_episode_seeds",

@@ -56,6 +56,16 @@ class BacktestConfig:
     benchmark : str or None
         Exogenous column scored as the market benchmark row (``None`` to skip).
     periods_per_year : int
+    cost_multipliers : tuple of float
+        Multiples of ``cost_model`` at which every agent is re-run on the real path for the
+        cost-sensitivity table and the break-even cost against 1/N (e.g. ``(0, 1, 2, 5)``;
+        empty, the default, skips it: each multiplier other than 1 is one more real-path run
+        per agent, plus a few per agent for the break-even; see
+        :mod:`factorgym.app.backtest.sensitivity`).
+    execution_lag : int
+        Days between a decision and its trade (:attr:`factorgym.envs.EnvConfig.execution_lag`):
+        0 (default) trades at the close the agent observed and earns ``r(t+1)``; 1 trades at
+        the next close and earns ``r(t+2)``. The same for every agent.
     """
 
     split: Split = field(default_factory=Split)
@@ -72,8 +82,14 @@ class BacktestConfig:
     band: tuple[float, float] = (0.05, 0.95)
     benchmark: str | None = "SP500"
     periods_per_year: int = 252
+    cost_multipliers: tuple[float, ...] = ()
+    execution_lag: int = 0
 
     def __post_init__(self) -> None:
+        lag = self.execution_lag
+        if isinstance(lag, bool) or not isinstance(lag, int | np.integer) or lag < 0:
+            raise DataValidationError(f"execution_lag must be a whole number of days >= 0, got {lag!r}")
+        object.__setattr__(self, "execution_lag", int(lag))
         if int(self.n_paths) < 0:
             raise DataValidationError(f"n_paths must be >= 0, got {self.n_paths}")
         if self.horizon is not None and int(self.horizon) < 1:
@@ -93,6 +109,16 @@ class BacktestConfig:
             raise DataValidationError("cost_model must be a factorgym.costs.CostModel")
         if not isinstance(self.constraints, Constraints):
             raise DataValidationError("constraints must be a factorgym.envs.actions.Constraints")
+        try:
+            mults = tuple(float(m) for m in self.cost_multipliers)
+        except (TypeError, ValueError):
+            raise DataValidationError(f"cost_multipliers must be numbers, got {self.cost_multipliers!r}") from None
+        bad = [m for m in mults if not (math.isfinite(m) and m >= 0)]
+        if bad:
+            raise DataValidationError(f"cost multipliers must be finite and >= 0, got {bad[0]:g}")
+        if len(set(mults)) != len(mults):
+            raise DataValidationError(f"cost multipliers must be distinct, got {list(mults)}")
+        object.__setattr__(self, "cost_multipliers", tuple(sorted(mults)))
 
     @property
     def annual_risk_free(self) -> float:
@@ -118,6 +144,8 @@ class BacktestConfig:
             "band": list(self.band),
             "benchmark": self.benchmark,
             "periods_per_year": self.periods_per_year,
+            "cost_multipliers": list(self.cost_multipliers),
+            "execution_lag": self.execution_lag,
         }
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from factorgym.app.agent_factory import LoadedRun, agent_from_spec, load_generator_run
 from factorgym.app.backtest.agent import BacktestAgent
 from factorgym.app.backtest.config import BacktestConfig, held_out_rows
+from factorgym.app.backtest.output import check_output_folder
 from factorgym.app.backtest.report import print_summary
 from factorgym.app.backtest.result import BacktestResult
 from factorgym.app.backtest.run import backtest
@@ -76,6 +77,8 @@ def run_backtest(
     bootstrap_reps: int = 1000,
     confidence: float = 0.95,
     benchmark: str | None = "SP500",
+    cost_multipliers: Sequence[float] = (),
+    execution_lag: int = 0,
     report: bool = True,
     progress: bool = True,
     console: Console | None = None,
@@ -93,7 +96,8 @@ def run_backtest(
     dataset : str or ReturnPanel
         Embedded dataset name or CSV/Parquet path (or a panel).
     out : path
-        Output folder.
+        Output folder: absent, empty or a previous backtest's (checked before anything
+        runs); replaced as a whole at the end (:mod:`factorgym.app.backtest.output`).
     split : Split, optional
         Default :class:`~factorgym.data.Split`'s (test from 2019). Every generator run must
         have been fitted on data up to ``split.val_end`` at the latest.
@@ -111,6 +115,11 @@ def run_backtest(
         Bootstrap of the real path.
     benchmark : str or None
         Exogenous index column for the benchmark row.
+    cost_multipliers : sequence of float
+        Multiples of the costs for the cost-sensitivity table (e.g. ``(0, 1, 2, 5)``;
+        empty skips it). See :class:`~factorgym.app.backtest.BacktestConfig`.
+    execution_lag : int
+        Days between a decision and its trade (0: at the observed close; 1: the next close).
     report : bool
         Write ``report.html``.
     progress : bool
@@ -123,6 +132,7 @@ def run_backtest(
     """
     from factorgym.io import load_source
 
+    check_output_folder(out)
     panel = dataset if isinstance(dataset, ReturnPanel) else load_source(str(dataset))
     split = split if split is not None else Split()
     cm = cost_model if cost_model is not None else CostModel()
@@ -130,6 +140,7 @@ def run_backtest(
     cfg = BacktestConfig(
         split=split, test_end=test_end, n_paths=n_paths, horizon=horizon, seed=seed, cost_model=cm, constraints=cons,
         risk_free=risk_free, bootstrap_reps=bootstrap_reps, confidence=confidence, benchmark=benchmark,
+        cost_multipliers=tuple(cost_multipliers), execution_lag=execution_lag,
     )  # fmt: skip
     notes: list[str] = []
     built: list[BacktestAgent] = []

@@ -61,6 +61,10 @@ class BacktestResult:
         synthetic band, 0.0 outside, NaN when undefined; ``trained_on`` marks agents
         trained in a simulator.
     notes : list of str
+    cost_sensitivity : DataFrame
+        Per agent: Sharpe ratio and annualised return at each of ``config.cost_multipliers``
+        times the costs, break-even multiplier and cost against 1/N
+        (:mod:`factorgym.app.backtest.sensitivity`); empty without multipliers.
     """
 
     config: BacktestConfig
@@ -80,6 +84,7 @@ class BacktestResult:
     synthetic_summary: pd.DataFrame
     gap: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    cost_sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     # ------------------------------------------------------------------ views
     @property
@@ -137,29 +142,46 @@ class BacktestResult:
     def save(self, out_dir: str | os.PathLike[str], *, report: bool = True) -> dict[str, Path]:
         """Write tables (CSV + markdown), daily series, ``backtest.json`` and the report.
 
-        Files (all written atomically): ``summary_real.csv``/``.md``,
-        ``bootstrap_real.csv``, ``synthetic_summary.csv``/``.md``, ``synthetic_paths.csv``,
+        Files: ``summary_real.csv``/``.md``, ``bootstrap_real.csv``,
+        ``cost_sensitivity.csv``/``.md`` (with cost multipliers),
+        ``synthetic_summary.csv``/``.md``, ``synthetic_paths.csv``,
         ``sim_to_real_gap.csv``/``.md``, ``daily/<agent>.csv`` (real path: wealth, net
         return, cost, turnover, weights), ``daily/benchmark.csv``, ``backtest.json`` and
         ``report.html``.
 
+        The folder is replaced as a whole (:mod:`factorgym.app.backtest.output`): everything
+        is written to a temporary folder beside it first, so ``out_dir`` holds either its
+        previous complete contents or this result, never a mix of two runs or half of one.
+        It must be absent, empty or a previous backtest's folder.
+
         Returns
         -------
         dict of str to Path
+            Paths inside ``out_dir``.
         """
-        from factorgym.report.tables import to_markdown
+        from factorgym.app.backtest.output import staged_folder
 
         out = Path(out_dir)
+        with staged_folder(out) as tmp:
+            rel = self._write(tmp, report=report)
+        return {k: out / r for k, r in rel.items()}
+
+    def _write(self, folder: Path, *, report: bool) -> dict[str, Path]:
+        """Write every file into ``folder``; returns their paths relative to it."""
+        from factorgym.report.tables import to_markdown
+
         paths: dict[str, Path] = {}
 
         def put(key: str, rel: str, text: str) -> None:
-            p = out / rel
-            atomic_write_text(p, text)
-            paths[key] = p
+            atomic_write_text(folder / rel, text)
+            paths[key] = Path(rel)
 
         put("summary_csv", "summary_real.csv", self.summary.to_csv())
         put("summary_md", "summary_real.md", to_markdown(self.summary))
         put("bootstrap_csv", "bootstrap_real.csv", self.bootstrap.to_csv(index=False))
+        if not self.cost_sensitivity.empty:
+            put("cost_sensitivity_csv", "cost_sensitivity.csv", self.cost_sensitivity.to_csv())
+            put("cost_sensitivity_md", "cost_sensitivity.md", to_markdown(self.cost_sensitivity))
         if not self.synthetic_summary.empty:
             put("synthetic_summary_csv", "synthetic_summary.csv", self.synthetic_summary.to_csv())
             put("synthetic_summary_md", "synthetic_summary.md", to_markdown(self.synthetic_summary.reset_index(level=0)))
@@ -175,9 +197,8 @@ class BacktestResult:
             put("daily:benchmark", "daily/benchmark.csv", b.to_csv())
         put("json", "backtest.json", json.dumps(jsonable(self.to_dict(), inf="null", other="str"), indent=2, allow_nan=False) + "\n")
         if report:
-            p = out / "report.html"
-            self.to_report().write(p)
-            paths["report"] = p
+            self.to_report().write(folder / "report.html")
+            paths["report"] = Path("report.html")
         return paths
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +218,7 @@ class BacktestResult:
             "bootstrap_real": self.bootstrap.to_dict(orient="records"),
             "synthetic_summary": _records(self.synthetic_summary.reset_index()) if not self.synthetic_summary.empty else [],
             "sim_to_real_gap": _records(self.gap.reset_index()) if not self.gap.empty else [],
+            "cost_sensitivity": _records(self.cost_sensitivity) if not self.cost_sensitivity.empty else [],
             "notes": list(self.notes),
         }
 

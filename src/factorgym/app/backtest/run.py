@@ -4,17 +4,20 @@ each generator's synthetic paths (:func:`backtest`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from factorgym.agents.baselines import EqualWeight, market_returns
+from factorgym import metrics as M
+from factorgym.agents.baselines import BuyAndHold, EqualWeight, market_returns
 from factorgym.app.backtest.agent import BacktestAgent
 from factorgym.app.backtest.config import BacktestConfig, held_out_rows, synthetic_episode_seeds
 from factorgym.app.backtest.result import BacktestResult
+from factorgym.app.backtest.sensitivity import cost_sensitivity_table, scaled_cost_model
 from factorgym.app.backtest.tables import real_tables, synthetic_tables
 from factorgym.costs import CostModel
 from factorgym.data import ReturnPanel
@@ -40,6 +43,7 @@ def run_agent(
     cost_model: CostModel,
     constraints: Constraints,
     risk_free: float = 0.0,
+    execution_lag: int = 0,
     seed: int = 0,
     record_weights: bool = False,
     on_step: Callable[[int], None] | None = None,
@@ -58,8 +62,8 @@ def run_agent(
     market : Market
         Fixed start (no random start), one horizon for every path.
     episode_seeds : sequence of int
-    cost_model, constraints, risk_free
-        The run's accounting (``risk_free`` daily).
+    cost_model, constraints, risk_free, execution_lag
+        The run's accounting (``risk_free`` daily; ``execution_lag`` in days).
     seed : int
         Seed of the agent's random streams (when it has none of its own).
     record_weights : bool
@@ -79,7 +83,8 @@ def run_agent(
     if isinstance(market, HistoricalMarket) and agent.needs_predictor and market.predictor is None:
         raise DataValidationError(f"agent {agent.name!r} observes generator moments: give it a predictor (predictor=RUN)")
     env = VecPortfolioEnv(
-        market, P, cost_model=cost_model, constraints=constraints, risk_free=risk_free, **agent.env_kwargs()
+        market, P, cost_model=cost_model, constraints=constraints, risk_free=risk_free, execution_lag=execution_lag,
+        **agent.env_kwargs(),
     )
     agent.reset(agent.seed if agent.seed is not None else seed)
     run = rollout(
@@ -142,7 +147,8 @@ def _run_paths(
     """Every agent on the real path, then on each generator's synthetic paths."""
     real_panel = panel.iloc(0, period.end + 1)  # nothing after the test end can be read
     context = panel.iloc(0, period.start + 1)  # generators see nothing after the start day
-    acct = {"cost_model": cfg.cost_model, "constraints": cfg.constraints, "risk_free": cfg.risk_free, "seed": cfg.seed}
+    acct = {"cost_model": cfg.cost_model, "constraints": cfg.constraints, "risk_free": cfg.risk_free,
+            "execution_lag": cfg.execution_lag, "seed": cfg.seed}  # fmt: skip
     real: dict[str, PathRun] = {}
     for a in agents:
         bar.describe(f"{a.name} | real")
@@ -215,9 +221,11 @@ def backtest(
             "(annualised metrics are)."
         )
     period = _Period(start, end, horizon, synthetic_episode_seeds(cfg.seed, cfg.n_paths) if cfg.n_paths > 0 else [])
-    total = len(runs_agents) * (n_real + (len(gens) * horizon if period.seeds else 0))
+    extra = [m for m in cfg.cost_multipliers if m != 1.0]
+    total = len(runs_agents) * (n_real * (1 + len(extra)) + (len(gens) * horizon if period.seeds else 0))
     with Progress(total, "backtest", enabled=progress, console=console) as bar:
         real, synthetic = _run_paths(runs_agents, panel, gens, period, cfg, bar)
+        costs = _cost_sensitivity(runs_agents, ref.name, panel, period, cfg, real, bar)
     all_notes.extend(_cash_notes(runs_agents, real))
     real_panel = panel.iloc(0, end + 1)
     bench = _benchmark(real_panel, real[ref.name], cfg, all_notes)
@@ -230,8 +238,61 @@ def backtest(
         config=cfg, dataset=panel.name, assets=tuple(panel.assets), start_date=start_date, end_date=end_date,
         agents=runs_agents, reference=ref.name, added_reference=added, real=real, synthetic=synthetic, benchmark=bench,
         summary=rt.summary, bootstrap=rt.bootstrap, synthetic_paths=st.paths, synthetic_summary=st.summary, gap=st.gap,
-        notes=all_notes,
+        notes=all_notes, cost_sensitivity=costs,
     )  # fmt: skip
+
+
+def _cost_sensitivity(
+    agents: list[BacktestAgent], ref: str, panel: ReturnPanel, period: _Period, cfg: BacktestConfig,
+    real: Mapping[str, PathRun], bar: Progress,
+) -> pd.DataFrame:  # fmt: skip
+    """The cost-sensitivity table (:mod:`factorgym.app.backtest.sensitivity`): every agent
+    re-run on the real path at each multiplier of the costs (empty without multipliers)."""
+    if not cfg.cost_multipliers:
+        return pd.DataFrame()
+    real_panel = panel.iloc(0, period.end + 1)
+    by_name = {a.name: a for a in agents}
+    grid = set(cfg.cost_multipliers)
+    cache: dict[tuple[str, float], tuple[float, float]] = {}
+
+    def metrics_at(name: str, m: float) -> tuple[float, float]:
+        key = (name, float(m))
+        if key not in cache:
+            if m == 1.0:
+                r = real[name].returns(0)
+            else:
+                a = by_name[name]
+                bar.describe(f"{name} | real, {m:g}x costs")
+                market = HistoricalMarket(real_panel, start=period.start, horizon=None, random_start=False, predictor=a.predictor)
+                with _planning_costs(a, m):
+                    run = run_agent(
+                        a, market, [cfg.seed], cost_model=scaled_cost_model(cfg.cost_model, m), constraints=cfg.constraints,
+                        risk_free=cfg.risk_free, execution_lag=cfg.execution_lag, seed=cfg.seed,
+                        on_step=bar.advance if m in grid else None,
+                    )  # fmt: skip
+                r = run.returns(0)
+            cache[key] = (float(M.sharpe_ratio(r, cfg.risk_free, cfg.periods_per_year)), float(M.annualised_return(r, cfg.periods_per_year)))
+        return cache[key]
+
+    return cost_sensitivity_table([a.name for a in agents], ref, metrics_at, cfg.cost_multipliers, cfg.cost_model)
+
+
+@contextmanager
+def _planning_costs(agent: BacktestAgent, m: float) -> Iterator[None]:
+    """Within the block, an agent that plans with a cost model (an optimizer, buy-and-hold's
+    self-financing purchase) plans with it scaled by ``m``; restored afterwards."""
+    from factorgym.agents.optimizers import OptimizerAgent
+
+    p = agent.policy
+    if not isinstance(p, OptimizerAgent | BuyAndHold):
+        yield
+        return
+    saved = p.cost_model
+    p.cost_model = scaled_cost_model(saved if saved is not None else CostModel(), m)
+    try:
+        yield
+    finally:
+        p.cost_model = saved
 
 
 def _cash_notes(agents: list[BacktestAgent], real: Mapping[str, PathRun]) -> list[str]:

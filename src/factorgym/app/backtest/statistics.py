@@ -1,11 +1,14 @@
 """Statistics of a backtest's return series: stationary-bootstrap intervals of the real
-path (with their block length and per-agent seeds) and the mid-rank percentile of a real
-value among synthetic ones."""
+path (with their block length and per-agent seeds), the HAC Sharpe difference to 1/N, the
+probabilistic and deflated Sharpe ratios and the Model Confidence Set of the agents
+(:func:`real_path_inference`), and the mid-rank percentile of a real value among synthetic
+ones."""
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,7 +16,16 @@ import pandas as pd
 from factorgym import metrics as M
 from factorgym.errors import DataValidationError
 
-__all__ = ["BOOTSTRAP_STATS", "agent_seed", "bootstrap_intervals", "percentile_of", "stationary_block_length"]
+__all__ = [
+    "BOOTSTRAP_STATS",
+    "INFERENCE_COLUMNS",
+    "MCS_SIZE",
+    "agent_seed",
+    "bootstrap_intervals",
+    "percentile_of",
+    "real_path_inference",
+    "stationary_block_length",
+]
 
 #: Bootstrapped statistics of the real path.
 BOOTSTRAP_STATS: tuple[str, ...] = ("sharpe", "annualised_return", "annualised_volatility", "sharpe_minus_ew")
@@ -114,6 +126,95 @@ def bootstrap_intervals(
         index=pd.Index(names, name="statistic"),
     )
     return df
+
+
+#: Size of the Model Confidence Set (0.10: the 90% set, column ``in_mcs_90``).
+MCS_SIZE = 0.10
+
+#: Columns :func:`real_path_inference` adds to the real-path summary, with one line each
+#: (shown by ``factorgym backtest --help`` and the report).
+INFERENCE_COLUMNS: dict[str, str] = {
+    "sharpe_minus_ew_hac_se": "standard error of the Sharpe difference to 1/N, delta method with a Newey-West HAC covariance (Ledoit-Wolf 2008)",
+    "sharpe_minus_ew_hac_pvalue": "two-sided p-value of 'same Sharpe ratio as 1/N' from that HAC test",
+    "sharpe_minus_ew_boot_se": "standard error of the Sharpe difference to 1/N over the paired stationary-bootstrap resamples",
+    "psr": "probabilistic Sharpe ratio: probability that the true Sharpe ratio is above 0, given skew and kurtosis (Bailey-Lopez de Prado 2012)",
+    "deflated_sharpe": "deflated Sharpe ratio: probability that the true Sharpe ratio beats the best of n_trials unskilled agents (Bailey-Lopez de Prado 2014)",
+    "deflated_sharpe_threshold": "annualised Sharpe ratio the best of n_trials unskilled agents is expected to reach (the bar of deflated_sharpe)",
+    "n_trials": "agents of this run counted as the trials of the deflated Sharpe ratio (every agent row, 1/N included; not the index)",
+    "mcs_pvalue": "Model Confidence Set p-value on daily losses = -net return (Hansen-Lunde-Nason 2011, arch.bootstrap.MCS)",
+    "in_mcs_90": "1 when the agent is in the 90% Model Confidence Set of this run's agents (best mean daily net return), else 0",
+}
+
+
+def real_path_inference(
+    returns: Mapping[str, np.ndarray],
+    agents: Sequence[str],
+    ref: str,
+    *,
+    risk_free: float = 0.0,
+    periods_per_year: int = 252,
+    mcs_reps: int = 1000,
+    block_length: float | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """HAC Sharpe difference to 1/N, probabilistic / deflated Sharpe ratios and Model
+    Confidence Set membership of the real path (columns: :data:`INFERENCE_COLUMNS` except
+    the bootstrap one).
+
+    The **trials** of the deflated Sharpe ratio are the ``agents`` (every agent the run
+    backtested, the 1/N reference included: a user who picks the best row of the table picks
+    among all of them); their number and the variance of their Sharpe ratios are counted
+    here from the run, never typed in. Rows of ``returns`` that are not agents (the market
+    index) get the probabilistic Sharpe ratio only. The Model Confidence Set takes the
+    agents' daily losses ``-net return`` (so it keeps the agents whose *mean* net return is
+    not significantly below the best one's), with :data:`MCS_SIZE`, ``mcs_reps`` resamples
+    (none: no MCS columns' values), a mean block length of ``block_length`` (default
+    :class:`arch.bootstrap.MCS`'s ``sqrt(T)``) and a seed derived from ``seed``.
+
+    Parameters
+    ----------
+    returns : mapping of str to ndarray of shape (T,)
+        Daily net returns by row label (agents and, optionally, the index).
+    agents : sequence of str
+        The agents' labels (keys of ``returns``).
+    ref : str
+        The 1/N agent.
+    risk_free : float
+        Daily cash rate.
+    periods_per_year : int
+    mcs_reps : int
+    block_length : float, optional
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        Index: the labels of ``returns``; NaN where a value does not apply.
+    """
+    cols = [c for c in INFERENCE_COLUMNS if c != "sharpe_minus_ew_boot_se"]
+    out = pd.DataFrame(np.nan, index=pd.Index(list(returns), name="agent"), columns=cols)
+    ref_r = returns[ref]
+    for name, r in returns.items():
+        if name != ref and r.shape == ref_r.shape:
+            t = M.sharpe_difference_test(r, ref_r, risk_free=risk_free, periods_per_year=periods_per_year)
+            out.loc[name, ["sharpe_minus_ew_hac_se", "sharpe_minus_ew_hac_pvalue"]] = [t.std_error, t.pvalue]
+        if r.shape[0] >= 2:
+            out.loc[name, "psr"] = M.sharpe_inference(r[:, None], risk_free=risk_free, periods_per_year=periods_per_year)["psr"].iloc[0]
+    same = [a for a in agents if returns[a].shape == ref_r.shape]
+    if ref_r.shape[0] < 2:
+        return out
+    mat = np.column_stack([returns[a] for a in same])
+    dsr = M.sharpe_inference(mat, risk_free=risk_free, periods_per_year=periods_per_year, names=same)
+    out.loc[same, ["deflated_sharpe", "deflated_sharpe_threshold", "n_trials"]] = dsr[
+        ["deflated_sharpe", "deflated_sharpe_threshold", "n_trials"]
+    ].to_numpy()
+    if mcs_reps > 0:
+        block = None if block_length is None else max(1, round(block_length))
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(b"model confidence set")]))
+        mcs = M.model_confidence_set(-mat, size=MCS_SIZE, reps=mcs_reps, block_size=block, seed=rng, names=same)
+        out.loc[same, "mcs_pvalue"] = mcs["pvalue"].to_numpy()
+        out.loc[same, "in_mcs_90"] = mcs["included"].to_numpy(dtype=np.float64)
+    return out
 
 
 def percentile_of(value: float, sample: np.ndarray) -> float:

@@ -19,7 +19,12 @@ from factorgym import metrics as M
 from factorgym.agents.baselines import market_metrics
 from factorgym.app.backtest.agent import BacktestAgent
 from factorgym.app.backtest.config import BacktestConfig
-from factorgym.app.backtest.statistics import agent_seed, bootstrap_intervals, percentile_of
+from factorgym.app.backtest.statistics import (
+    agent_seed,
+    bootstrap_intervals,
+    percentile_of,
+    real_path_inference,
+)
 from factorgym.data import ReturnPanel
 from factorgym.envs.rollout import PathRun
 
@@ -74,7 +79,9 @@ def real_tables(
     cfg: BacktestConfig,
 ) -> RealTables:
     """Metrics and bootstrap intervals of every agent (and the benchmark) on the real path;
-    the Sharpe difference to the 1/N agent ``ref`` resamples the same days."""
+    the Sharpe difference to the 1/N agent ``ref`` resamples the same days. The inference
+    columns (HAC Sharpe difference, probabilistic / deflated Sharpe, Model Confidence Set)
+    are :func:`~factorgym.app.backtest.statistics.real_path_inference`'s."""
     ppy, rf = cfg.periods_per_year, cfg.risk_free
     series: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
     for a in agents:
@@ -102,10 +109,16 @@ def real_tables(
                 m["sharpe_minus_ew"] = float(b.loc["sharpe_minus_ew", "estimate"])
                 m["sharpe_minus_ew_ci_lower"] = float(b.loc["sharpe_minus_ew", "lower"])
                 m["sharpe_minus_ew_ci_upper"] = float(b.loc["sharpe_minus_ew", "upper"])
+                m["sharpe_minus_ew_boot_se"] = float(b.loc["sharpe_minus_ew", "std_error"])
             boots.append(b.reset_index().assign(agent=name))
         rows[name] = m
     summary = pd.DataFrame.from_dict(rows, orient="index")
     summary.index.name = "agent"
+    inference = real_path_inference(
+        {name: r for name, (r, _) in series.items()}, [a.name for a in agents], ref, risk_free=rf, periods_per_year=ppy,
+        mcs_reps=cfg.bootstrap_reps, block_length=cfg.block_length, seed=cfg.seed,
+    )  # fmt: skip
+    summary = summary.join(inference)
     boot = pd.concat(boots, ignore_index=True) if boots else pd.DataFrame(columns=_BOOT_COLUMNS)
     return RealTables(summary, boot[_BOOT_COLUMNS])
 

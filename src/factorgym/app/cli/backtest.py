@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from factorgym.app.specs import AgentSpec
     from factorgym.data import ReturnPanel
 
-__all__ = ["backtest", "backtest_cli"]
+__all__ = ["backtest", "backtest_cli", "parse_multipliers"]
 
 
 def backtest_cli(
@@ -46,6 +46,8 @@ def backtest_cli(
     bootstrap_reps: int = 1000,
     confidence: float = 0.95,
     benchmark: str | None = "SP500",
+    cost_multipliers: Sequence[float] | str = (),
+    execution_lag: int = 0,
     report: bool = True,
     progress: bool = True,
     console: Console | None = None,
@@ -77,6 +79,12 @@ def backtest_cli(
         Per-asset cap (long-only, invested up to 100% otherwise).
     risk_free : float
         **Annual** cash rate, booked daily as ``(1 + rf)^(1/252) - 1``.
+    cost_multipliers : sequence of float or str
+        Multiples of the costs for the cost-sensitivity table, or a comma-separated list
+        (``"0,1,2,5"``; empty skips it).
+    execution_lag : int
+        Days between a decision and its trade: 0 trades at the close the agent observed,
+        1 at the next close.
     bootstrap_reps, confidence, benchmark, report, progress, console
         As for :func:`~factorgym.app.backtest.run_backtest`.
 
@@ -96,11 +104,45 @@ def backtest_cli(
         cost_model=CostModel(buy=bps_to_fraction(buy_bps), sell=bps_to_fraction(sell_bps), impact=float(impact)),
         constraints=Constraints() if max_weight is None else Constraints(box=(0.0, float(max_weight))),
         risk_free=annual_to_daily(risk_free), bootstrap_reps=bootstrap_reps, confidence=confidence, benchmark=benchmark,
-        report=report, progress=progress, console=console,
+        cost_multipliers=parse_multipliers(cost_multipliers) if isinstance(cost_multipliers, str) else tuple(cost_multipliers),
+        execution_lag=execution_lag, report=report, progress=progress, console=console,
     )  # fmt: skip
 
 
-@app.command("backtest")
+def parse_multipliers(text: str) -> tuple[float, ...]:
+    """``"0,1,2,5"`` -> ``(0.0, 1.0, 2.0, 5.0)`` (blank: none).
+
+    Raises
+    ------
+    DataValidationError
+        When an entry is not a number.
+    """
+    from factorgym.errors import DataValidationError
+
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise DataValidationError(f"--cost-multipliers: {part!r} is not a number (expected e.g. 0,1,2,5)") from None
+    return tuple(out)
+
+
+def _columns_help() -> str:
+    """One line per column the statistics add to the tables (the command's epilog)."""
+    from factorgym.app.backtest.sensitivity import COST_COLUMNS
+    from factorgym.app.backtest.statistics import INFERENCE_COLUMNS
+
+    lines = ["\b", "Columns of summary_real.csv beside the metrics:"]
+    lines += [f"  {k}: {v}" for k, v in INFERENCE_COLUMNS.items()]
+    lines += ["", "\b", "Columns of cost_sensitivity.csv (with --cost-multipliers; {m} is a multiplier such as 2x):"]
+    lines += [f"  {k}: {v}" for k, v in COST_COLUMNS.items()]
+    return "\n".join(lines)
+
+
+@app.command("backtest", epilog=_columns_help())
 def backtest(
     agents: Annotated[list[str], typer.Argument(help="Agent specs, e.g. equal_weight mv:ledoit_wolf cvar:runs/neuralfactors sb3:runs/agents/ppo (grammar: factorgym.app.specs).")],
     generator: Annotated[list[Path] | None, typer.Option("--generator", "-g", help="Generator run folder for synthetic paths (repeatable).")] = None,
@@ -119,6 +161,8 @@ def backtest(
     risk_free: Annotated[float, typer.Option(help="Annual cash rate as a fraction (0.03 = 3%/yr); booked daily as (1 + r)^(1/252) - 1.")] = 0.0,
     bootstrap_reps: Annotated[int, typer.Option(help="Stationary-bootstrap replications for confidence intervals.")] = 1000,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    cost_multipliers: Annotated[str, typer.Option(help="Re-run every agent on the real path at these multiples of the costs, e.g. 0,1,2,5: writes cost_sensitivity.csv with break-even costs vs 1/N (default: skipped).")] = "",
+    execution_lag: Annotated[int, typer.Option(help="Days between a decision and its trade: 0 trades at the close the agent observed (earns the next day), 1 at the next close (earns the day after).")] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
 ) -> None:
     """Backtest agents on the real held-out test path and on synthetic paths of each generator."""
@@ -126,5 +170,5 @@ def backtest(
         agents, generator or [], dataset=dataset, out=out, train_end=train_end, val_end=val_end, test_end=test_end,
         n_paths=n_paths, horizon=horizon, seed=seed, buy_bps=buy_bps, sell_bps=sell_bps, impact=impact,
         max_weight=max_weight, risk_free=risk_free, bootstrap_reps=bootstrap_reps, confidence=confidence,
-        report=not no_report,
+        cost_multipliers=cost_multipliers, execution_lag=execution_lag, report=not no_report,
     )  # fmt: skip

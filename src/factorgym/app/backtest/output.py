@@ -1,0 +1,86 @@
+"""The output folder of a backtest, replaced as a whole: it holds either the previous
+complete result or the new complete result, never a mix (a smaller re-run leaves no stale
+``daily/*.csv`` or ``report.html``) and never half of one (a run that fails while writing
+leaves the previous result as it was).
+
+:func:`staged_folder` hands out a fresh temporary folder beside the target
+(``.<name>.tmp-<pid>-<random>``, same file system); when the block ends without an error the
+target is replaced by it with two renames (old target aside, new one in, old one deleted;
+if the second rename fails the old one is put back). On an error the temporary folder is
+deleted and the target is untouched. Only a folder that is empty or holds a previous
+backtest (``backtest.json``) is ever replaced: :func:`check_output_folder` refuses any other
+(e.g. ``--out .``), and runs first, before any work.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from factorgym.errors import DataValidationError
+
+__all__ = ["MARKER", "check_output_folder", "staged_folder"]
+
+#: The file that marks a folder as a backtest's output.
+MARKER = "backtest.json"
+
+
+def check_output_folder(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a Path, checked to be replaceable: absent, an empty folder or a previous
+    backtest's folder.
+
+    Raises
+    ------
+    DataValidationError
+        When ``out`` is a file, or a non-empty folder without ``backtest.json``.
+    """
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise DataValidationError(f"output folder {p} is a file")
+    if p.is_dir() and any(p.iterdir()) and not (p / MARKER).is_file():
+        raise DataValidationError(
+            f"output folder {p} is not empty and holds no {MARKER}: it is not a backtest's output, so it is not "
+            "replaced (choose an empty or new folder)"
+        )
+    return p
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write into; it replaces ``out`` when the block
+    ends without an error (see the module docstring).
+
+    Yields
+    ------
+    Path
+        The temporary folder.
+    """
+    target = check_output_folder(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        check_output_folder(target)  # nothing else was written there meanwhile
+        _replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
