@@ -247,7 +247,9 @@ def generator_class(kind: str) -> type[ReturnGenerator]:
     try:
         return _REGISTRY[kind]
     except KeyError:
-        raise DataValidationError(f"unknown generator {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise DataValidationError(
+            f"unknown generator {kind!r}; known: {', '.join(sorted(set(BUILTIN_GENERATORS) | set(_REGISTRY)))}"
+        ) from None
 
 
 def load_generator(path: str | Path) -> ReturnGenerator:

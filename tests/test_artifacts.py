@@ -210,3 +210,18 @@ def test_wrong_kind(tmp_path: Path) -> None:
     _write_sample(path)
     with pytest.raises(CheckpointError, match="holds a 'demo', expected 'neuralfactors'"):
         read_artifact(path, expect_kind="neuralfactors")
+
+
+def test_the_same_contents_give_the_same_bytes(tmp_path, monkeypatch) -> None:
+    """Artifacts carry no write time (issue 15: a resumed fit is compared with a clean one byte for byte)."""
+    import time
+
+    import numpy as np
+
+    from factorgym.artifacts import write_artifact
+
+    real = time.time
+    for i, name in enumerate(("a.fgz", "b.fgz")):
+        monkeypatch.setattr(time, "time", lambda i=i: real() + 86_400 * 400 * i)  # a year apart
+        write_artifact(tmp_path / name, {"kind": "x"}, arrays={"w": np.arange(3.0)}, blobs={"b": b"1"})
+    assert (tmp_path / "a.fgz").read_bytes() == (tmp_path / "b.fgz").read_bytes()

@@ -281,3 +281,52 @@ def test_stress_user_errors_are_one_line(lw_sp500: Path, tmp_path: Path, capsys:
         "--out", str(tmp_path / "y.parquet"),
     )
     _assert_one_line_error(code, err, "NOPE")
+
+
+# ---------------------------------------------------------------------------- issue 15: one consistent set
+class _Killed(BaseException):
+    """Stands in for SIGKILL inside the process (not an Exception: nothing cleans up)."""
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_stress_checks_portfolios_and_agents_before_writing(
+    lw_sp500: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "set.parquet"
+    base = ("stress", "vol_regime", "--run", str(lw_sp500), "--date", "2020-02-19", "-n", "60", "--out", str(target))
+    assert _main(capsys, *base)[0] == 0
+    before = _files(tmp_path)
+    assert sorted(before) == ["set.parquet", "set.parquet.losses.csv", "set.parquet.spec.json"]
+    (tmp_path / "bad.json").write_text("{not json")
+    other = ("stress", "crisis", "--run", str(lw_sp500), "--date", "2020-02-19", "--horizon", "2", "-n", "30", "--out", str(target))
+    before = _files(tmp_path)
+    for extra, needle in [
+        (("--portfolio", str(tmp_path / "bad.json")), "bad.json is not valid JSON"),
+        (("--portfolio", "eqaul"), "portfolio 'eqaul' is neither 'equal'"),
+        (("--agent", "sb3:" + str(tmp_path / "no_agent")), "no_agent"),
+        (("--agent", "mv:ledoit_wolf,gama=3"), "unknown option 'gama'"),
+    ]:
+        code, _, err = _main(capsys, *other, *extra)
+        _assert_one_line_error(code, err, needle)
+        assert _files(tmp_path) == before, extra  # nothing written, nothing removed
+    # killed while writing the new set: the old losses never sit beside the new scenarios
+    from factorgym.generators.stress import io as stress_io
+
+    real = stress_io.atomic_write_text
+
+    def die(path, text):  # noqa: ANN001, ANN202
+        raise _Killed
+
+    monkeypatch.setattr(stress_io, "atomic_write_text", die)  # after the Parquet file, before its sidecar
+    with pytest.raises(_Killed):
+        cli.main(list(other))
+    monkeypatch.setattr(stress_io, "atomic_write_text", real)
+    from factorgym.generators.stress import read_scenarios
+
+    assert read_scenarios(target).spec.kind == "crisis"
+    assert not Path(str(target) + ".losses.csv").exists() and not Path(str(target) + ".spec.json").exists()
+    assert _main(capsys, *other)[0] == 0
+    assert "crisis" in Path(str(target) + ".spec.json").read_text()

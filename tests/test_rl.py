@@ -415,3 +415,62 @@ def test_backtest_spec_loads_the_validation_selected_model_by_default(ppo, tmp_p
     assert asked == ["best", "final", "final"]
     with pytest.raises(DataValidationError, match="best, final or auto"):
         agent_from_spec(f"sb3:{ppo.path},model=newest")
+
+
+# ---------------------------------------------------------------------------- issue 15: an overwrite never loses the agent
+class _Killed(BaseException):
+    """Stands in for SIGKILL inside the process (not an Exception: nothing cleans up)."""
+
+
+def _hist_agent(data, out, seed, **kw):
+    spec = MarketSpec("historical", dataset=str(data.csv), train_end=data.split.train_end,
+                      val_end=data.split.val_end, horizon=16)  # fmt: skip
+    return train_agent("ppo", spec, out_dir=out, total_timesteps=128, n_envs=2, seed=seed, env_kwargs={"window": 5},
+                       algo_kwargs={"n_steps": 32, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"net_arch": [8]}},
+                       eval_freq=64, eval_episodes=2, **kw)  # fmt: skip
+
+
+def test_a_killed_overwrite_keeps_the_previous_agent(data, tmp_path, monkeypatch):
+    from factorgym.agents.rl import callbacks, persistence
+
+    out = tmp_path / "agent"
+    first = _hist_agent(data, out, seed=0)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    calls = []
+
+    def killed(self):  # noqa: ANN001, ANN202
+        calls.append(self.num_timesteps)
+        if len(calls) == 2:
+            raise _Killed  # mid-training, after the first evaluation wrote its files
+
+    monkeypatch.setattr(callbacks.ValidationCallback, "evaluate", killed)
+    with pytest.raises(_Killed):
+        _hist_agent(data, out, seed=1, overwrite=True)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")} == {
+        k: v for k, v in before.items() if not k.startswith(".")
+    }
+    model, meta = load_agent(out)
+    assert meta.seed == 0 and _same(_params(model), _params(first.model))
+    with pytest.raises(FactorGymError, match="already holds a trained agent"):
+        _hist_agent(data, out, seed=1)
+    # killed while swapping the new agent in: the model files and a sidecar always agree
+    real_replace = persistence.os.replace
+
+    def die_before_sidecar(src, dst):  # noqa: ANN001, ANN202
+        if str(dst) == str(out / "agent.json"):
+            raise _Killed
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(persistence.os, "replace", die_before_sidecar)
+    with pytest.raises(_Killed):
+        _hist_agent(data, out, seed=1, overwrite=True)
+    monkeypatch.undo()
+    model, meta = load_agent(out)  # the new model with the new (pending) sidecar
+    assert meta.seed == 1 and not _same(_params(model), _params(first.model))
+    with pytest.raises(FactorGymError, match="already holds a trained agent"):  # the new one, pending
+        _hist_agent(data, out, seed=2)
+    persistence.commit_agent_folder(out)  # what the next training into the folder does first
+    assert json.loads((out / "agent.json").read_text())["seed"] == 1 and not (out / ".pending").exists()
+    second = load_agent(out, which="best")[1]
+    assert second.seed == 1

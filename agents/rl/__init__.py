@@ -62,6 +62,9 @@ Agent folder
 ``D/tb/``                 TensorBoard logs (``tensorboard --logdir D/tb``): SB3's training
                           scalars, ``eval/*`` (validation) and ``market/episode_log_wealth``
                           (training-market episodes);
+``D/.pending/``            a training in progress: everything above is written there and
+                          swapped in when it finishes (:func:`~factorgym.agents.rl.persistence.commit_agent_folder`),
+                          so ``D`` keeps the previous agent until then;
 ``D/agent.json``          the sidecar, written last: algorithm, environment configuration
                           (everything needed to rebuild identical observation and action
                           spaces), asset order, market, seeds, timesteps, versions and the

@@ -17,7 +17,7 @@ from factorgym.errors import FactorGymError
 if TYPE_CHECKING:
     pass
 
-__all__ = ["ALGOS", "DEFAULT_BUFFER_CAP", "DEFAULT_TD3_NOISE", "RL_ACTION_MODES", "algo_kwargs", "check_compatible"]
+__all__ = ["ALGOS", "DEFAULT_BUFFER_CAP", "DEFAULT_TD3_NOISE", "RL_ACTION_MODES", "algo_kwargs", "check_algo_kwargs", "check_compatible"]
 
 
 #: SB3 algorithm classes by name.
@@ -60,6 +60,60 @@ def check_compatible(algo: str, action_mode: str, action_space: spaces.Space | N
             raise FactorGymError(f"{algo} needs an action Box with finite bounds, got {action_space}")
 
 
+#: SB3 keyword arguments whose type can be checked before SB3 sees them (SB3 itself fails
+#: late and deep for many of them: an assertion, or a torch TypeError in the middle of
+#: training): name -> (kind, lowest allowed value, highest allowed value).
+_KWARG_TYPES: dict[str, tuple[str, float | None, float | None]] = {
+    "learning_rate": ("float", 0.0, None), "gamma": ("float", 0.0, 1.0), "gae_lambda": ("float", 0.0, 1.0),
+    "vf_coef": ("float", 0.0, None), "max_grad_norm": ("float", 0.0, None), "clip_range": ("float", 0.0, None),
+    "clip_range_vf": ("float", 0.0, None), "tau": ("float", 0.0, 1.0), "target_kl": ("float", 0.0, None),
+    "target_policy_noise": ("float", 0.0, None), "target_noise_clip": ("float", 0.0, None),
+    "rms_prop_eps": ("float", 0.0, None), "ent_coef": ("float", 0.0, None),
+    "n_steps": ("int", 1, None), "batch_size": ("int", 1, None), "n_epochs": ("int", 1, None),
+    "buffer_size": ("int", 1, None), "learning_starts": ("int", 0, None), "gradient_steps": ("int", -1, None),
+    "train_freq": ("int", 1, None), "policy_delay": ("int", 1, None), "target_update_interval": ("int", 1, None),
+    "sde_sample_freq": ("int", -1, None), "stats_window_size": ("int", 1, None), "verbose": ("int", 0, 2),
+    "normalize_advantage": ("bool", None, None), "use_sde": ("bool", None, None), "use_rms_prop": ("bool", None, None),
+    "optimize_memory_usage": ("bool", None, None), "use_sde_at_warmup": ("bool", None, None),
+    "policy_kwargs": ("dict", None, None),
+}  # fmt: skip
+
+
+def check_algo_kwargs(algo: str, user: Mapping[str, Any] | None) -> None:
+    """Raise :class:`FactorGymError` naming the key of an SB3 keyword argument whose value
+    has the wrong type or range (checked before any data is loaded)."""
+    for k, v in (user or {}).items():
+        _check_kwarg(algo, k, v)
+
+
+def _check_kwarg(algo: str, key: str, value: Any) -> None:
+    """Raise :class:`FactorGymError` naming ``key`` when ``value`` cannot be what SB3 expects."""
+    import math
+
+    if key not in _KWARG_TYPES or callable(value) or value is None:
+        return  # SB3's own check (an unknown keyword is a TypeError at construction); schedules are callables
+    kind, lo, hi = _KWARG_TYPES[key]
+    if key == "ent_coef" and algo == "sac" and isinstance(value, str) and value.startswith("auto"):
+        return  # SAC's automatic entropy coefficient
+    if key == "train_freq" and isinstance(value, list | tuple) and len(value) == 2:
+        value = value[0]
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "dict":
+        ok = isinstance(value, dict)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    expected = {"bool": "true or false", "dict": "a JSON object", "int": "an integer", "float": "a finite number"}[kind]
+    if not ok:
+        raise FactorGymError(f"{algo} keyword {key}={value!r} must be {expected}")
+    if kind in ("int", "float") and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        lo_s = "" if lo is None else f">= {lo:g}"
+        hi_s = "" if hi is None else f"<= {hi:g}"
+        raise FactorGymError(f"{algo} keyword {key}={value!r} must be {' and '.join(x for x in (lo_s, hi_s) if x)}")
+
+
 _ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU", "silu": "SiLU"}
 
 
@@ -76,6 +130,7 @@ def algo_kwargs(
     for k in ("policy", "env", "seed", "tensorboard_log"):
         if k in kw:
             raise FactorGymError(f"algo_kwargs may not set {k!r}; train_agent sets it")
+    check_algo_kwargs(algo, user)
     pk = dict(kw.get("policy_kwargs") or {})
     act = pk.get("activation_fn")
     if isinstance(act, str):
@@ -87,6 +142,8 @@ def algo_kwargs(
         pk["activation_fn"] = getattr(nn, name)
     if pk:
         kw["policy_kwargs"] = pk
+    if isinstance(kw.get("train_freq"), list):  # JSON has no tuples: SB3 wants (n, "step")
+        kw["train_freq"] = tuple(kw["train_freq"])
     noise = kw.get("action_noise")
     if isinstance(noise, int | float) and not isinstance(noise, bool):
         if algo not in ("sac", "td3"):

@@ -3,6 +3,7 @@ resolves to, :class:`Markets` (training market and real held-out markets)."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,8 +55,15 @@ class MarketSpec:
     horizon: int = 252
 
     def __post_init__(self) -> None:
-        if int(self.horizon) < 1:
-            raise FactorGymError(f"horizon must be at least 1 step, got {self.horizon}")
+        from factorgym.data.validation import parse_iso_date
+
+        if isinstance(self.horizon, bool) or not isinstance(self.horizon, numbers.Integral) or int(self.horizon) < 1:
+            raise FactorGymError(f"horizon must be at least 1 step, got {self.horizon!r}")
+        for name in ("train_end", "val_end"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, parse_iso_date(getattr(self, name), name))
+        if self.train_end is not None and self.val_end is not None and self.train_end >= self.val_end:
+            raise FactorGymError(f"train_end {self.train_end} must precede val_end {self.val_end}")
         object.__setattr__(self, "horizon", int(self.horizon))
         object.__setattr__(self, "source", str(self.source))
 

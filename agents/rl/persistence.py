@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,10 @@ from factorgym.errors import CheckpointError, FactorGymError
 if TYPE_CHECKING:
     pass
 
-__all__ = ["AGENT_FORMAT", "AGENT_KIND", "BEST_NAME", "EVALS_NAME", "META_NAME", "MODEL_NAME", "AgentMeta", "TrainedAgent", "file_sha256", "load_agent", "save_model"]
+__all__ = [
+    "AGENT_FORMAT", "AGENT_KIND", "BEST_NAME", "EVALS_NAME", "META_NAME", "MODEL_NAME", "PENDING_NAME", "AgentMeta",
+    "TrainedAgent", "commit_agent_folder", "file_sha256", "load_agent", "save_model",
+]  # fmt: skip
 
 
 AGENT_KIND = "factorgym.rl_agent"
@@ -35,6 +40,10 @@ META_NAME = "agent.json"
 MODEL_NAME = "model.zip"
 BEST_NAME = "best_model.zip"
 EVALS_NAME = "evaluations.json"
+#: A training in progress, inside the agent folder; swapped in when it finishes.
+PENDING_NAME = ".pending"
+#: The files of a finished agent besides the sidecar (a new agent replaces all of them).
+AGENT_ITEMS = (MODEL_NAME, BEST_NAME, EVALS_NAME, "checkpoints", "tb")
 
 
 def file_sha256(data: bytes) -> str:
@@ -49,6 +58,36 @@ def save_model(model: BaseAlgorithm, path: Path) -> str:
     data = buf.getvalue()
     atomic_write_bytes(path, data)
     return file_sha256(data)
+
+
+def commit_agent_folder(out: Path) -> None:
+    """Swap a finished training in ``out/.pending`` into ``out``, the sidecar last.
+
+    Training writes everything into ``out/.pending`` and its sidecar there last; only a
+    pending folder with a sidecar is swapped in, so ``out`` keeps the previous agent until
+    the new one is complete. Every step is idempotent: a kill during the swap is completed
+    by calling this again (:func:`factorgym.agents.rl.train_agent` does, before anything
+    else). Meanwhile :func:`load_agent` reads whichever complete agent the model files match.
+    """
+    pend = out / PENDING_NAME
+    if not (pend / META_NAME).is_file():
+        return
+    for name in AGENT_ITEMS:
+        if (pend / name).exists():  # present until moved: the old one goes first
+            (pend / f".moved-{name}").touch()
+            _remove(out / name)
+            os.rename(pend / name, out / name)
+        elif not (pend / f".moved-{name}").exists():
+            _remove(out / name)  # the new agent has none: drop the old agent's
+    os.replace(pend / META_NAME, out / META_NAME)
+    shutil.rmtree(pend, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -193,7 +232,21 @@ def load_agent(
         raise CheckpointError(f"no agent at {p}")
     meta_file = folder / META_NAME
     if not meta_file.is_file():
+        if (folder / PENDING_NAME).is_dir():
+            raise CheckpointError(
+                f"{folder} holds no finished agent: a training into it is running or was interrupted; "
+                "run `factorgym train-agent` into it again"
+            )
         raise CheckpointError(f"{folder} has no {META_NAME}: not a finished factorgym agent (interrupted training?)")
+    if model_file.parent == folder and (folder / PENDING_NAME / META_NAME).is_file() and model_file.is_file():
+        # killed while swapping a new agent in: read the sidecar that matches the model file
+        try:
+            pending = json.loads((folder / PENDING_NAME / META_NAME).read_text())
+            files = {f["name"]: f["sha256"] for f in pending["files"].values()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            files = {}
+        if files.get(model_file.name) == file_sha256(model_file.read_bytes()):
+            meta_file = folder / PENDING_NAME / META_NAME
     try:
         d = json.loads(meta_file.read_text())
         if not isinstance(d, dict) or d.get("kind") != AGENT_KIND:

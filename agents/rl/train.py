@@ -4,8 +4,10 @@ held-out history, saved as an agent folder)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecMonitor
 
-from factorgym.agents.rl.algos import ALGOS, check_compatible
+from factorgym.agents.rl.algos import ALGOS, check_algo_kwargs, check_compatible
 from factorgym.agents.rl.algos import algo_kwargs as make_algo_kwargs
 from factorgym.agents.rl.callbacks import TrainingProgress, ValidationCallback
 from factorgym.agents.rl.evaluate import evaluation_starts
@@ -23,11 +25,12 @@ from factorgym.agents.rl.persistence import (
     AGENT_FORMAT,
     AGENT_KIND,
     BEST_NAME,
-    EVALS_NAME,
     META_NAME,
     MODEL_NAME,
+    PENDING_NAME,
     AgentMeta,
     TrainedAgent,
+    commit_agent_folder,
     save_model,
 )
 from factorgym.artifacts import atomic_write_text
@@ -38,7 +41,10 @@ from factorgym.generators.base import torch_threads as torch_thread_limit
 from factorgym.jsonable import jsonable
 from factorgym.progress import Progress
 
-__all__ = ["train_agent"]
+__all__ = ["LOCK_NAME", "train_agent"]
+
+#: The lock file a training holds, inside the agent folder.
+LOCK_NAME = ".train.lock"
 
 
 def train_agent(
@@ -120,14 +126,24 @@ def train_agent(
     """
     # Over 100 lines only by its docstring (every option documented); the body is ~50 lines.
     algo = str(algo).lower()
-    cfg = EnvConfig.coerce(env_kwargs)
+    check_algo_kwargs(algo, algo_kwargs)
+    _check_env_types(env_kwargs)
+    try:
+        cfg = EnvConfig.coerce(env_kwargs)
+    except (TypeError, ValueError) as exc:  # a value of the wrong type deep in a check
+        if isinstance(exc, FactorGymError):
+            raise
+        shown = env_kwargs if isinstance(env_kwargs, EnvConfig) else dict(env_kwargs or {})
+        raise FactorGymError(f"bad env_kwargs {shown}: {exc}") from None
     check_compatible(algo, cfg.action_mode)
     for name, v, lo in (("total_timesteps", total_timesteps, 1), ("n_envs", n_envs, 1), ("eval_freq", eval_freq, 0),
                         ("eval_episodes", eval_episodes, 1), ("seed", seed, 0)):  # fmt: skip
         if int(v) < lo:
             raise FactorGymError(f"{name} must be at least {lo}, got {v}")
     out = Path(out_dir)
-    if (out / META_NAME).exists() and not overwrite:
+    if out.exists() and not out.is_dir():
+        raise FactorGymError(f"{out} is a file, not an agent folder")
+    if ((out / META_NAME).exists() or (out / PENDING_NAME / META_NAME).exists()) and not overwrite:
         raise FactorGymError(f"{out} already holds a trained agent; choose another folder or overwrite it")
 
     if isinstance(market, Markets):
@@ -140,34 +156,91 @@ def train_agent(
     kw = make_algo_kwargs(algo, algo_kwargs, int(total_timesteps), int(env.action_space.shape[0]))  # type: ignore[index]
     val = _validation_setup(markets, cfg, env, eval_horizon, int(eval_freq), int(eval_episodes), int(seed))
 
-    with torch_thread_limit(torch_threads) as threads:
+    with torch_thread_limit(torch_threads) as threads, _agent_folder(out, overwrite) as pend:
         try:  # SB3 writes nothing before learn()
-            model = ALGOS[algo]("MultiInputPolicy", VecMonitor(env), seed=int(seed), tensorboard_log=str(out / "tb"), **kw)
-        except TypeError as exc:
-            raise FactorGymError(f"bad algo_kwargs for {algo}: {exc}") from None
-        _clear_agent_folder(out)  # everything is validated: only now touch the output folder
+            model = ALGOS[algo]("MultiInputPolicy", VecMonitor(env), seed=int(seed), tensorboard_log=str(pend / "tb"), **kw)
+        except (TypeError, ValueError, AssertionError) as exc:  # SB3 checks its arguments with assertions
+            raise FactorGymError(f"bad algo_kwargs for {algo} ({_kwargs_text(algo_kwargs)}): {exc}") from None
         with Progress(int(total_timesteps), "training", enabled=progress) as bar:
-            callback = ValidationCallback(val.env, val.starts, int(eval_freq), out, seed=int(seed), log=bar.print if progress else None)
+            callback = ValidationCallback(val.env, val.starts, int(eval_freq), pend, seed=int(seed), log=bar.print if progress else None)
             callbacks: list[BaseCallback] = [callback]
             ckpt = int(eval_freq) if checkpoint_freq is None else int(checkpoint_freq)
             if ckpt > 0:
-                callbacks.append(CheckpointCallback(max(ckpt // int(n_envs), 1), str(out / "checkpoints"), name_prefix="model"))
+                callbacks.append(CheckpointCallback(max(ckpt // int(n_envs), 1), str(pend / "checkpoints"), name_prefix="model"))
             if progress:
                 callbacks.append(TrainingProgress(bar))
             t0 = time.perf_counter()
             model.learn(int(total_timesteps), callback=callbacks, tb_log_name=algo, progress_bar=False)
             seconds = time.perf_counter() - t0
-
-    model_sha = save_model(model, out / MODEL_NAME)
-    record = _agent_record(
-        algo, cfg, env, markets, model, kw, callback, val, model_sha,
-        seed=int(seed), n_envs=int(n_envs), total_timesteps=int(total_timesteps), eval_freq=int(eval_freq),
-        seconds=seconds, threads=threads,
-    )  # fmt: skip
-    text = json.dumps(jsonable(record), indent=2)
-    atomic_write_text(out / META_NAME, text)
+        model.tensorboard_log = str(out / "tb")  # where its logs are once the folder is swapped in
+        model_sha = save_model(model, pend / MODEL_NAME)
+        record = _agent_record(
+            algo, cfg, env, markets, model, kw, callback, val, model_sha,
+            seed=int(seed), n_envs=int(n_envs), total_timesteps=int(total_timesteps), eval_freq=int(eval_freq),
+            seconds=seconds, threads=threads,
+        )  # fmt: skip
+        text = json.dumps(jsonable(record), indent=2)
+        atomic_write_text(pend / META_NAME, text)  # the commit point
+        commit_agent_folder(out)
     meta = AgentMeta.from_dict(json.loads(text))  # exactly what load_agent will read
     return TrainedAgent(model, meta, out, list(callback.evaluations), markets)
+
+
+def _check_env_types(env_kwargs: EnvConfig | Mapping[str, Any] | None) -> None:
+    """Refuse env options whose value is not of their default's type (a number given as
+    text would otherwise fail deep inside the environment with a bare TypeError)."""
+    import dataclasses
+    import math
+
+    if not isinstance(env_kwargs, Mapping):
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(EnvConfig) if f.default is not dataclasses.MISSING}
+    for k, v in env_kwargs.items():
+        d = defaults.get(k)
+        if isinstance(d, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(d, int | float):
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (isinstance(v, int) or not isinstance(d, int))
+        else:
+            continue
+        if not ok:
+            kind = "true or false" if isinstance(d, bool) else "an integer" if isinstance(d, int) else "a finite number"
+            raise FactorGymError(f"env option {k}={v!r} must be {kind}")
+
+
+def _kwargs_text(algo_kwargs: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in (algo_kwargs or {}).items()) or "defaults"
+
+
+@contextmanager
+def _agent_folder(out: Path, overwrite: bool) -> Iterator[Path]:
+    """Hold ``out``'s lock while training into ``out/.pending`` (created empty; removed when
+    training fails); the previous agent in ``out`` stays complete until the new one is
+    swapped in by :func:`commit_agent_folder`."""
+    from filelock import FileLock, Timeout
+
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FactorGymError(f"{out} is being trained into by another process right now; wait for it or choose another --out") from None
+    pend = out / PENDING_NAME
+    try:
+        commit_agent_folder(out)  # a swap that a kill interrupted
+        if (out / META_NAME).exists() and not overwrite:
+            raise FactorGymError(f"{out} already holds a trained agent; choose another folder or overwrite it")
+        shutil.rmtree(pend, ignore_errors=True)  # an interrupted training: SB3 cannot resume it
+        pend.mkdir()
+        try:
+            yield pend
+        except FactorGymError:
+            shutil.rmtree(out if created else pend, ignore_errors=True)
+            raise
+    finally:
+        lock.release()
 
 
 def _complete_config(cfg: EnvConfig, markets: Markets) -> EnvConfig:
@@ -213,15 +286,6 @@ def _validation_setup(
             f"{train_env.observation_space}; they must match"
         )
     return _Validation(eval_env, starts, eval_h)
-
-
-def _clear_agent_folder(out: Path) -> None:
-    """Create ``out``; drop a finished agent's sidecar and selection files from it."""
-    if (out / META_NAME).exists():
-        (out / META_NAME).unlink()  # the folder holds no finished agent until the new one is saved
-        for stale in [out / BEST_NAME, out / EVALS_NAME, *(out / "checkpoints").glob("model_*_steps.zip")]:
-            stale.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def _agent_record(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from factorgym.data import ReturnPanel
 from factorgym.errors import DataValidationError
@@ -32,6 +33,11 @@ def market_factor(beta: np.ndarray) -> tuple[int, float]:
 
 def _context(panel: ReturnPanel, date: str, min_history: int) -> tuple[int, np.ndarray]:
     """Row of the context ``date`` and the history window ``(min_history, N)`` ending there."""
+    if pd.Timestamp(date) > panel.dates[-1]:
+        raise DataValidationError(
+            f"context date {date} is after the last day of {panel.name} ({panel.dates[-1].date()}); "
+            "the scenarios need real history up to it"
+        )
     t = panel.index_of(date)
     if t + 1 < min_history:
         raise DataValidationError(f"context {date} has {t + 1} days of history; the generator needs {min_history}")

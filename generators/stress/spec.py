@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,8 +33,9 @@ class StressSpec:
     dataset : str
         Embedded dataset name or data file the context comes from.
     date : str or None
-        Last real day of the conditioning history (a non-trading date means the last
-        trading day before it). For ``replay``: unused.
+        Last real day of the conditioning history, ``YYYY-MM-DD`` (a non-trading date means
+        the last trading day before it; a date after the data's last day is refused). Not
+        for ``replay``.
     window : str or None
         A :data:`NAMED_WINDOWS` key for ``replay``.
     horizon : int
@@ -67,14 +70,34 @@ class StressSpec:
             raise DataValidationError(f"unknown stress kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if self.kind != "replay" and self.run is None:
             raise DataValidationError(f"stress kind {self.kind!r} needs a generator run")
-        if self.kind == "replay" and self.window not in NAMED_WINDOWS:
-            raise DataValidationError(
-                f"replay needs a named window, one of {', '.join(NAMED_WINDOWS)}; got {self.window!r}"
-            )
-        if self.kind != "replay" and self.date is None:
-            raise DataValidationError(f"stress kind {self.kind!r} needs a context date")
-        if self.horizon < 1 or self.n_scenarios < 1:
-            raise DataValidationError("horizon and n_scenarios must be >= 1")
+        if self.kind == "replay":
+            if self.window not in NAMED_WINDOWS:
+                raise DataValidationError(
+                    f"replay needs a named window, one of {', '.join(NAMED_WINDOWS)}; got {self.window!r}"
+                )
+            for name, value in (("run", self.run), ("date", self.date)):
+                if value is not None:
+                    raise DataValidationError(f"replay replays the real window {self.window}: it takes no {name} (got {value!r})")
+        elif self.window is not None:
+            raise DataValidationError(f"window={self.window!r} applies to replay only, not to {self.kind}")
+        if self.kind != "replay":
+            if self.date is None:
+                raise DataValidationError(f"stress kind {self.kind!r} needs a context date")
+            from factorgym.data.validation import parse_iso_date
+
+            object.__setattr__(self, "date", parse_iso_date(self.date, "context date"))
+        for name in ("horizon", "n_scenarios", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < (0 if name == "seed" else 1):
+                raise DataValidationError(f"{name} must be an integer >= {0 if name == 'seed' else 1}, got {v!r}")
+        if self.kind == "factor_shock" and self.horizon != 1:
+            raise DataValidationError(f"factor_shock is a one-day shock; horizon must be 1, got {self.horizon}")
+        if self.kind != "factor_shock" and self.shift_sd is not None:
+            raise DataValidationError(f"shift_sd applies to factor_shock only, not to {self.kind}")
+        for name in ("quantile", "shift_sd", "vol_scale"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
+                raise DataValidationError(f"{name} must be a finite number, got {v!r}")
         if self.kind == "factor_shock":
             if (self.quantile is None) == (self.shift_sd is None):
                 raise DataValidationError("factor_shock needs exactly one of quantile and shift_sd")
@@ -89,5 +112,17 @@ class StressSpec:
 
     @classmethod
     def from_json(cls, text: str) -> StressSpec:
-        """Inverse of :meth:`to_json`."""
-        return cls(**json.loads(text))
+        """Inverse of :meth:`to_json`.
+
+        Raises
+        ------
+        DataValidationError
+            For text that is not the JSON of a valid specification.
+        """
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict):
+                raise TypeError(f"a JSON object is expected, got {type(d).__name__}")
+            return cls(**d)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise DataValidationError(f"not a stress specification: {exc}") from None

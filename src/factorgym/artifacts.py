@@ -86,14 +86,34 @@ def write_artifact(
     meta = {"format": ARTIFACT_FORMAT, "library_version": __version__, **meta}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("meta.json", json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
+        zf.writestr(_entry("meta.json"), json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
         if arrays:
-            ab = io.BytesIO()
-            np.savez(ab, **arrays)
-            zf.writestr("arrays.npz", ab.getvalue())
+            zf.writestr(_entry("arrays.npz"), _npz_bytes(arrays))
         for name, data in (blobs or {}).items():
-            zf.writestr(f"blobs/{name}", data)
+            zf.writestr(_entry(f"blobs/{name}"), data)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez`` with fixed time stamps (it stamps each member with the current time)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+            info = _entry(f"{key}.npy")
+            info.compress_type = zipfile.ZIP_STORED
+            zf.writestr(info, member.getvalue())
+    return out.getvalue()
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed time stamp, so that the same contents give the same bytes
+    (a refit or a resumed fit can then be compared with a clean one byte for byte)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def read_artifact(

@@ -344,17 +344,39 @@ def read_weights(spec: str | None, assets: Sequence[str]) -> Portfolio:
     if spec is None or spec == "equal":
         return Portfolio("1/N", np.full(n, 1.0 / n))
     path = Path(spec)
+    if not path.is_file():
+        raise DataValidationError(f"portfolio {spec!r} is neither 'equal' nor an existing JSON or CSV weight file")
     if path.suffix.lower() == ".json":
-        raw = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataValidationError(f"{path} is not valid JSON ({exc}); write weights as {{\"AAPL\": 0.5, ...}}") from None
+        if not isinstance(data, dict) or not data:
+            raise DataValidationError(f"{path} must hold a non-empty JSON object {{asset: weight}}, got {type(data).__name__}")
+        bad = {k: v for k, v in data.items() if isinstance(v, bool) or not isinstance(v, int | float)}
+        if bad:
+            raise DataValidationError(f"{path} has weights that are not numbers: {dict(list(bad.items())[:3])}")
+        raw = {str(k): float(v) for k, v in data.items()}
     else:
-        df = pd.read_csv(path)
+        try:
+            df = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            raise DataValidationError(f"{path} is not a readable CSV weight file: {exc}") from None
         if not {"asset", "weight"} <= set(df.columns):
             raise DataValidationError(f"{path} needs columns asset,weight; it has {list(df.columns)}")
-        raw = dict(zip(df["asset"].astype(str), df["weight"].astype(float), strict=True))
+        assets_col = df["asset"].astype(str)
+        dup = sorted(set(assets_col[assets_col.duplicated()]))
+        if dup:
+            raise DataValidationError(f"{path} names assets more than once: {dup[:5]}")
+        weights = pd.to_numeric(df["weight"], errors="coerce")
+        if weights.isna().any():
+            i = int(np.flatnonzero(weights.isna().to_numpy())[0])
+            raise DataValidationError(f"{path} has a weight that is not a number: {assets_col.iloc[i]}={df['weight'].iloc[i]!r}")
+        raw = dict(zip(assets_col, weights.astype(float), strict=True))
     unknown = sorted(set(raw) - set(assets))
     if unknown:
         raise DataValidationError(f"{path} names assets the scenarios do not hold: {unknown[:5]}")
     w = np.array([raw.get(a, 0.0) for a in assets])
     if not np.isfinite(w).all():
-        raise DataValidationError(f"{path} has non-finite weights")
+        raise DataValidationError(f"{path} has non-finite weights: {[a for a, x in zip(assets, w, strict=True) if not np.isfinite(x)][:5]}")
     return Portfolio(path.stem, w)

@@ -21,7 +21,27 @@ from factorgym.errors import DataValidationError
 if TYPE_CHECKING:
     from factorgym.generators.stress import ScenarioSet
 
-__all__ = ["stress_agents"]
+__all__ = ["build_stress_agents", "stress_agents"]
+
+
+def build_stress_agents(
+    agents: Sequence[str | AgentSpec | BacktestAgent],
+    *,
+    cost_model: CostModel | None = None,
+    constraints: Constraints | None = None,
+) -> list[BacktestAgent]:
+    """The agents of :func:`stress_agents`, built from their specs (so that a bad spec or a
+    missing agent folder is reported before any scenario is generated or written).
+
+    Raises
+    ------
+    FactorGymError
+        For a malformed spec, a missing or damaged run or agent folder.
+    """
+    cm = cost_model if cost_model is not None else CostModel()
+    cons = constraints if constraints is not None else Constraints()
+    loaded: dict[str, LoadedRun] = {}
+    return [a if isinstance(a, BacktestAgent) else agent_from_spec(a, cost_model=cm, constraints=cons, loaded=loaded).agent for a in agents]
 
 
 def stress_agents(
@@ -76,9 +96,7 @@ def stress_agents(
     cons = constraints if constraints is not None else Constraints()
     market = GenerativeMarket(ScenarioReplay(scenarios), panel.iloc(0, t + 1), start=t, horizon=H, random_start=False)  # type: ignore[arg-type]
     out: dict[str, dict[str, float]] = {}
-    loaded: dict[str, LoadedRun] = {}
-    for a in agents:
-        agent = a if isinstance(a, BacktestAgent) else agent_from_spec(a, cost_model=cm, constraints=cons, loaded=loaded).agent
+    for agent in build_stress_agents(agents, cost_model=cm, constraints=cons):
         run = run_agent(agent, market, list(range(S)), cost_model=cm, constraints=cons, seed=seed)
         growth = np.prod(1.0 + run.net_return, axis=0) - 1.0  # (S,) after costs
         out[agent.name] = loss_summary(growth)

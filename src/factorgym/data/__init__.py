@@ -34,7 +34,12 @@ from factorgym.data.datasets import SP500_SECTORS, load_dataset
 from factorgym.data.panel import ReturnPanel
 from factorgym.data.split import Split
 from factorgym.data.synthetic import SyntheticFactorPanel, synthetic_factor_panel
-from factorgym.data.validation import MAX_ABS_DAILY_RETURN, check_dates, validate_return_matrix
+from factorgym.data.validation import (
+    MAX_ABS_DAILY_RETURN,
+    check_dates,
+    parse_iso_date,
+    validate_return_matrix,
+)
 
 __all__ = [
     "ReturnPanel",
@@ -44,6 +49,7 @@ __all__ = [
     "synthetic_factor_panel",
     "validate_return_matrix",
     "check_dates",
+    "parse_iso_date",
     "SP500_SECTORS",
     "MAX_ABS_DAILY_RETURN",
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from factorgym.data.validation import parse_iso_date
 from factorgym.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class Split:
     val_end: str = "2018-12-31"
 
     def __post_init__(self) -> None:
+        for name in ("train_end", "val_end"):
+            parse_iso_date(getattr(self, name), name)  # a clear error for "garbage", never pandas' own
         if pd.Timestamp(self.train_end) >= pd.Timestamp(self.val_end):
             raise DataValidationError(f"train_end {self.train_end} must precede val_end {self.val_end}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ import pandas as pd
 
 from factorgym.errors import DataValidationError
 
-__all__ = ["MAX_ABS_DAILY_RETURN", "check_assets", "check_dates", "describe_cells", "numeric_frame", "validate_return_matrix"]
+__all__ = ["MAX_ABS_DAILY_RETURN", "check_assets", "check_dates", "describe_cells", "numeric_frame", "validate_return_matrix", "parse_iso_date"]
 
 
 #: Daily simple returns above this (or at/below -100%) are rejected as implausible.
@@ -135,3 +137,28 @@ def validate_return_matrix(
             f"implausible daily returns > +{MAX_ABS_DAILY_RETURN:.0%} at {describe_cells(dates, assets, high)} "
             "(are these percentages rather than fractions, or is there a bad price?)"
         )
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_iso_date(value: Any, name: str) -> str:
+    """``value`` as an ISO date ``YYYY-MM-DD`` (a string, a date or a timestamp at midnight).
+
+    Raises
+    ------
+    DataValidationError
+        Naming ``name`` and the value, for anything else (``"garbage"``, ``"2013-13-45"``,
+        ``"12/31/2013"``: formats whose meaning is ambiguous are not guessed).
+    """
+    if isinstance(value, datetime) and value.time() == datetime.min.time():  # also pandas.Timestamp
+        return value.date().isoformat()
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    s = value.strip() if isinstance(value, str) else None
+    if s is not None and _ISO_DATE.fullmatch(s):
+        try:
+            return date.fromisoformat(s).isoformat()
+        except ValueError:
+            pass
+    raise DataValidationError(f"{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2013-12-31")

@@ -9,6 +9,7 @@
 ``train_agent``  ``factorgym train-agent`` (:func:`~factorgym.app.cli.train_agent.train_agent_cli`)
 ``stress``  ``factorgym stress``
 ``demo``    ``factorgym demo``
+``report``  ``factorgym report``
 
 Every user error -- a :class:`~factorgym.errors.FactorGymError` (bad data, bad checkpoint,
 infeasible constraints...), a missing or unreadable file, a bad option or command -- ends
@@ -45,7 +46,7 @@ from factorgym.app.cli.errors import run_app
 __all__ = ["COMMAND_MODULES", "USAGE_ERROR", "app", "data_app", "main", "print_wide"]
 
 #: The command modules, in the order ``factorgym --help`` lists their commands.
-COMMAND_MODULES = ("data", "fit", "evaluate", "backtest", "train_agent", "stress", "demo")
+COMMAND_MODULES = ("data", "fit", "evaluate", "backtest", "train_agent", "stress", "demo", "report")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"factorgym.app.cli.{_name}")  # registers its commands on ``app``
 

@@ -9,6 +9,7 @@ usage-error classes are imported from there; ``typer.Abort`` and ``typer.Exit`` 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,29 @@ def _os_message(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
+#: File-reading options only ``factorgym data show`` has; the readers' messages name them.
+_FILE_OPTIONS = ("--kind", "--layout", "--date-col", "--asset-col", "--value-col", "--date-format", "--exog", "--static")
+_FILE_HINT = re.compile(r" \((--(?:kind|layout|date-col|asset-col|value-col|date-format|exog|static))\)")
+
+
+def _point_somewhere(message: str, args: list[str]) -> str:
+    """A reader's hint to a file option, rewritten for commands that do not take it."""
+    if args[:2] == ["data", "show"]:
+        return message
+    named = _FILE_HINT.findall(message)
+    if "date_format" in message and "--date-format" not in named:
+        named.append("--date-format")
+    if not named:
+        return message
+    command = next((a for a in args if not a.startswith("-")), "this command")
+    return (
+        f"{_FILE_HINT.sub('', message)} ({' and '.join(named)}: only `factorgym data show FILE` takes "
+        f"{'these options' if len(named) > 1 else 'this option'}; `factorgym {command}` reads a file as detected, so "
+        "save it in a form that is detected: ISO dates (YYYY-MM-DD), a long file's value column named price or "
+        "return (e.g. with factorgym.io.write_panel))"
+    )
+
+
 def run_app(app: typer.Typer, args: Sequence[str]) -> int:
     """Run ``app`` on ``args``; return the exit status (see :func:`factorgym.app.cli.main`)."""
     try:
@@ -58,7 +82,7 @@ def run_app(app: typer.Typer, args: Sequence[str]) -> int:
         _error("aborted")
         return 1
     except FactorGymError as exc:
-        _error(str(exc))
+        _error(_point_somewhere(str(exc), list(args)))
         return USAGE_ERROR
     except OSError as exc:  # missing / unreadable / unwritable files
         _error(_os_message(exc))

@@ -31,7 +31,8 @@ def fit(
     """Fit a generator on the train split (selecting on validation) into a run folder.
 
     Re-running with the same settings reuses the finished run; an interrupted fit resumes
-    from its checkpoint in RUN/train/.
+    from its checkpoint in RUN/.pending/train/. The folder keeps its finished run until the
+    new fit is complete; a second fit into a folder that is being fitted is refused.
     """
     from factorgym.app.specs import parse_params
     from factorgym.generators.runs import RunSpec, fit_run

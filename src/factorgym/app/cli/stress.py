@@ -36,6 +36,8 @@ def stress(
 
     Portfolios are held as constant mixes without costs; agents trade through every path
     (real history up to the context date, then the scenario's days) after 7.5 / 12.5 bps costs.
+    Every --portfolio and --agent is checked before anything is generated or written; the
+    scenario file, its .spec.json and its .losses.csv are written together at the end.
     """
     import json
 
@@ -43,6 +45,7 @@ def stress(
     import pandas as pd
 
     from factorgym.app.specs import read_weights
+    from factorgym.app.stress import build_stress_agents
     from factorgym.artifacts import atomic_write_text
     from factorgym.errors import DataValidationError
     from factorgym.generators.stress import (
@@ -60,35 +63,35 @@ def stress(
             raise DataValidationError("give either a KIND or --from FILE, not both")
         saved = read_scenarios(from_file)
         spec = saved.spec
-        panel = load_source(spec.dataset)
-        s = generate(spec, panel=panel)
-        same = s.paths.shape == saved.paths.shape and bool(np.array_equal(s.paths, saved.paths))
-        echo_wide(f"regenerated {from_file} from its specification: {'identical' if same else 'DIFFERENT'} paths")
-        if not same:
-            raise DataValidationError(f"{from_file} did not regenerate identically (different library version, data or run?)")
     else:
         if kind is None:
             raise DataValidationError("give a KIND (factor_shock, vol_regime, crisis, replay) or --from FILE")
         spec = StressSpec(
             kind, run=run, dataset=dataset, date=date, window=window, horizon=horizon, n_scenarios=scenarios, seed=seed,
             quantile=None if shift_sd is not None else quantile, shift_sd=shift_sd, vol_scale=vol_scale,
-        )
-        panel = load_source(spec.dataset)
-        s = generate(spec, panel=panel)
+        )  # fmt: skip
     target = out or (from_file if from_file is not None else Path("runs") / "stress" / f"{spec.kind}.parquet")
-    if from_file is None or out is not None:
-        s.save(target)
-    rows = {}
-    for p in portfolio or ([] if agent else ["equal"]):
-        pf = read_weights(p, s.assets)
-        rows[pf.label] = loss_summary(portfolio_path_returns(s.paths, pf.weights))
-    if agent:
+    if Path(target).is_dir():
+        raise DataValidationError(f"--out {target} is a folder; give the path of a .parquet file")
+    panel = load_source(spec.dataset)
+    portfolios = [read_weights(p, panel.assets) for p in portfolio or ([] if agent else ["equal"])]
+    agents = build_stress_agents(list(agent or []))
+    s = generate(spec, panel=panel)
+    if from_file is not None:
+        same = s.paths.shape == saved.paths.shape and bool(np.array_equal(s.paths, saved.paths))
+        echo_wide(f"regenerated {from_file} from its specification: {'identical' if same else 'DIFFERENT'} paths")
+        if not same:
+            raise DataValidationError(f"{from_file} did not regenerate identically (different library version, data or run?)")
+    rows = {pf.label: loss_summary(portfolio_path_returns(s.paths, pf.weights)) for pf in portfolios}
+    if agents:
         from factorgym.app.stress import stress_agents
 
-        for name, summ in stress_agents(s, list(agent), panel, seed=spec.seed).items():
+        for name, summ in stress_agents(s, agents, panel, seed=spec.seed).items():
             rows[f"agent {name} (after costs)"] = summ
     table = pd.DataFrame.from_dict(rows, orient="index")
     summary_path = Path(str(target) + ".losses.csv")
+    if from_file is None or out is not None:
+        s.save(target)  # removes the old set's sidecars first
     atomic_write_text(summary_path, table.to_csv())
     S, H, _ = s.paths.shape  # noqa: N806
     echo_wide(f"{spec.kind}: {S} paths x {H} days from {s.context_date}; losses over the path (positive = loss):")
@@ -101,4 +104,3 @@ def stress(
         else:
             echo_wide("what actually followed (equal weight): " + json.dumps({k: round(v, 4) for k, v in cmp.items()}))
     echo_wide(f"wrote {target} (+ .spec.json) and {summary_path}")
-
