@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -65,8 +67,62 @@ def test_report_shows_the_computed_figures(demo_dir: Path) -> None:
     assert f"{nll:.4f}"[:5] in page  # the evaluated number, however the table rounds it
     assert "ppo:neuralfactors" in summary.index and "equal_weight" in summary.index
     assert "day_stride=50" in page  # the reduced evaluation is stated, not hidden
+    text = page.split("<footer>")[0]  # the page without the embedded plotly.js (its code says "placeholder")
     for word in ("placeholder", "TODO", "lorem"):
-        assert word not in page.lower()
+        assert word not in text.lower()
+
+
+def test_report_states_findings_with_intervals_and_caveats_in_human_terms(demo_dir: Path) -> None:
+    raw = (demo_dir / "report.html").read_text()
+    body = html.unescape(raw.split("<footer>")[0])  # without plotly.js
+    summary = body[body.index('id="summary"') : body.index('id="generators')]
+    summary_real = pd.read_csv(demo_dir / "backtest" / "summary_real.csv", index_col=0)
+    assert "Best fit on the test split by joint NLL: ledoit_wolf" in summary or "Best fit on the test split by joint NLL: neuralfactors" in summary
+    assert "Diebold-Mariano" in summary
+    for agent in ("mv:ledoit_wolf", "cvar:neuralfactors", "ppo:neuralfactors"):
+        r = summary_real.loc[agent]
+        lo, hi = (f"{r[k]:.2f}".replace("-0.00", "0.00") for k in ("sharpe_minus_ew_ci_lower", "sharpe_minus_ew_ci_upper"))
+        assert re.search(re.escape(agent) + r": Sharpe [-\d.]+ \[[-\d.]+, [-\d.]+\]; difference to 1/N [-\d.]+ \[" + re.escape(f"{lo}, {hi}") + r"\]", summary)
+    assert "ES" in body and "Stress, historical replay covid-2020" in summary
+    for caveat in ("Survivorship", "20 of today's large caps", "price index without dividends", "two-way", "7.5 bps", "cash earns"):
+        assert caveat in summary, caveat
+    # human column names with units, formatted numbers, settings as a table, a "how to read" everywhere
+    for code in ("sharpe_synthetic_median", "annualised_return_real", "prob_drawdown_at_least_realised", "NLL joint"):
+        assert f">{code}<" not in body, code
+    assert "Sharpe (ann.) — synthetic median" in body and "P(simulated drawdown ≥ realised)" in body
+    assert f">{summary_real.loc['equal_weight', 'annualised_return']:.1%}<" in body
+    assert '{"neuralfactors"' not in body and ">generators fitted, with their overrides" in body
+    assert body.count("How to read:") >= body.count("<table") and body.count('class="plot"') >= 8
+    # the NLL figure is zoomed onto the values
+    figs = [json.loads(m) for m in re.findall(r'id="fig-\d+-data">(.*?)</script>', raw, re.S)]
+    nll = next(f for f in figs if "Negative log-likelihood" in f["layout"]["title"]["text"])
+    lo, hi = nll["layout"]["xaxis"]["range"]
+    values = [v for t in nll["data"] for v in t["x"] if v is not None]
+    assert lo > 0.0 and lo <= min(values) and hi >= max(values)
+
+
+def test_report_is_rebuilt_from_saved_results_without_recomputing(demo_dir: Path, tmp_path: Path) -> None:
+    import factorgym.app.cli.report  # noqa: F401  (registers ``factorgym report``)
+    from factorgym.app.cli import main
+
+    work = tmp_path / "demo"
+    shutil.copytree(demo_dir, work)
+    pages = [work / "report.html", work / "backtest" / "report.html"]
+
+    def text(p: Path) -> str:
+        return re.sub(r"generated [^<]*", "", p.read_text())
+
+    before = {p: text(p) for p in pages}
+    for p in pages:
+        p.unlink()
+    results = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
+    assert main(["report", str(work)]) == 0
+    assert {p: text(p) for p in pages} == before  # the same pages the run wrote
+    assert {p: p.stat().st_mtime_ns for p in results} == results  # no result file rewritten
+    assert main(["report", str(work / "backtest"), "--out", str(tmp_path / "bt.html")]) == 0
+    assert text(tmp_path / "bt.html") == before[pages[1]]
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert main(["report", str(work / "stress" / "..")]) == 0
 
 
 def test_rerun_reuses_finished_stages(demo_dir: Path) -> None:

@@ -1,10 +1,14 @@
 """The one progress display of factorgym, for every long job (fits, evaluations, backtests,
 RL training, stress sets).
 
-In a terminal it is a rich bar (description, bar, done/total, elapsed, remaining). Where the
-output is not a terminal (a CI log, ``| tee``), rich draws nothing until the end, so the same
-object prints a plain line at most every ``every`` seconds instead: a long job is never silent.
-Disabled, it does nothing.
+In a terminal it is a rich bar (description, bar, done/total, rate, elapsed, remaining). Where
+the output is not a terminal (a CI log, ``| tee``), rich draws nothing until the end, so the
+same object prints a plain line at most every ``every`` seconds instead, with the stage, the
+count, the rate and the time left::
+
+    evaluating neuralfactors on test: 120/1006 (12%), 3.9/s, 0:00:31 elapsed, about 0:03:48 left
+
+A long job is never silent. Disabled, it does nothing.
 
 Examples
 --------
@@ -27,6 +31,16 @@ __all__ = ["Progress"]
 def _clock(seconds: float) -> str:
     s = int(max(seconds, 0.0))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _rate(done: float, seconds: float) -> str:
+    """Units per second (or per minute when slow), e.g. ``3.9/s``, ``12/min``."""
+    if seconds <= 0.0 or done <= 0:
+        return "-/s"
+    r = done / seconds
+    if r >= 1.0:
+        return f"{r:,.0f}/s" if r >= 100 else f"{r:.1f}/s"
+    return f"{r * 60:.1f}/min"
 
 
 class Progress:
@@ -69,6 +83,7 @@ class Progress:
         self._task = None
         self._t0 = 0.0
         self._last = 0.0
+        self._shown = -1  # the count the last plain line showed
 
     # ------------------------------------------------------------------ context
     def __enter__(self) -> Progress:
@@ -80,8 +95,12 @@ class Progress:
         if console.is_terminal:
             from rich import progress as rp
 
+            class _RateColumn(rp.ProgressColumn):
+                def render(self, task: rp.Task) -> str:
+                    return _rate(task.completed, task.elapsed or 0.0)
+
             self._bar = rp.Progress(
-                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(), _RateColumn(),
                 rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), console=console, transient=self.transient,
             )  # fmt: skip
             self._bar.__enter__()
@@ -96,7 +115,7 @@ class Progress:
         if self._bar is not None:
             self._bar.__exit__(*exc)  # type: ignore[arg-type]
             self._bar = None
-        elif exc[0] is None:
+        elif exc[0] is None and self._shown != self.completed:
             self._line(final=True)
 
     # ------------------------------------------------------------------ updates
@@ -129,12 +148,13 @@ class Progress:
     def _line(self, *, started: bool = False, final: bool = False) -> None:
         now = time.perf_counter()
         self._last = now
+        self._shown = -1 if started else self.completed
         elapsed = now - self._t0
         if started:
             text = f"{self.label}: 0/{self.total}"
         else:
             pct = 100.0 * self.completed / self.total if self.total else 100.0
-            text = f"{self.label}: {self.completed}/{self.total} ({pct:.0f}%), {_clock(elapsed)} elapsed"
+            text = f"{self.label}: {self.completed}/{self.total} ({pct:.0f}%), {_rate(self.completed, elapsed)}, {_clock(elapsed)} elapsed"
             if not final and 0 < self.completed < self.total:
                 text += f", about {_clock(elapsed * (self.total - self.completed) / self.completed)} left"
         out: TextIO = self.console.file if self.console is not None else sys.stdout
