@@ -1,7 +1,13 @@
 """Direct solver paths (no cvxpy) for the daily rebalancing problems.
 
 * :mod:`~factorgym.agents.solvers.highs_cvar`: the mean-CVaR LP in its dual form by HiGHS
-  (:class:`HighsCVaRSolver`), and :class:`SolverError`.
+  (:class:`HighsCVaRSolver`).
+* :mod:`~factorgym.agents.solvers.cvar_lp`: that LP (:class:`CVaRProblem`) and its dual as
+  the arrays HiGHS takes.
+* :mod:`~factorgym.agents.solvers.highs_output`: HiGHS' banner and console output
+  (:func:`silence_highs_banner`, :func:`quiet_highs`).
+* :mod:`~factorgym.agents.solvers.errors`: :class:`SolverError`, the failure of any direct or
+  cvxpy solver path.
 * :mod:`~factorgym.agents.solvers.clarabel_mv`: the mean-variance QP by CLARABEL
   (:class:`ClarabelMVSolver`).
 """

@@ -2,7 +2,7 @@
 
 The problem (with the square-root impact term as power cones) is assembled each day as
 sparse arrays and passed to CLARABEL; the constraint set is that of
-:class:`~factorgym.agents.solvers.highs_cvar.CVaRProblem`.
+:class:`~factorgym.agents.solvers.cvar_lp.CVaRProblem`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from factorgym.agents.solvers.highs_cvar import SolverError
+from factorgym.agents.solvers.errors import SolverError
 
 __all__ = ["ClarabelMVSolver", "MVProblem", "MVSolution"]
 

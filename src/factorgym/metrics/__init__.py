@@ -17,10 +17,15 @@ Modules
     CRPS and energy score of sample ensembles.
 :mod:`~factorgym.metrics.stylized`
     Kurtosis, ACFs, leverage effect, correlations and stylized-fact comparisons.
-:mod:`~factorgym.metrics.inference`
-    HAC (Newey-West) standard errors, Diebold-Mariano and Ledoit-Wolf Sharpe-difference
-    tests, probabilistic / deflated Sharpe ratios, the Model Confidence Set, the
-    interquartile mean with its stratified-bootstrap interval.
+:mod:`~factorgym.metrics.hac`
+    HAC (Newey-West) long-run covariance and standard errors, the Diebold-Mariano test.
+:mod:`~factorgym.metrics.sharpe_tests`
+    The Ledoit-Wolf Sharpe-difference test, probabilistic / deflated Sharpe ratios.
+:mod:`~factorgym.metrics.mcs`
+    The Model Confidence Set.
+:mod:`~factorgym.metrics.iqm`
+    The interquartile mean with its stratified-bootstrap interval.
+    (:mod:`~factorgym.metrics.inference` re-exports the names of these four.)
 
 Every public name of these modules is importable from :mod:`factorgym.metrics` itself.
 
@@ -60,24 +65,16 @@ from factorgym.metrics.calibration import (
     portfolio_pit,
 )
 from factorgym.metrics.covariance import BoxMResult, box_m_identity, covariance_mse, whiten
-from factorgym.metrics.inference import (
-    DeflatedSharpe,
+from factorgym.metrics.hac import (
     HACMean,
     LongRunCovariance,
     PairedTest,
-    deflated_sharpe_ratio,
     diebold_mariano,
-    expected_max_sharpe,
     hac_long_run_covariance,
-    interquartile_mean,
-    iqm_interval,
-    model_confidence_set,
     newey_west_mean,
-    probabilistic_sharpe_ratio,
-    sharpe_difference_test,
-    sharpe_inference,
-    sharpe_ratio_std_error,
 )
+from factorgym.metrics.iqm import interquartile_mean, iqm_interval
+from factorgym.metrics.mcs import model_confidence_set
 from factorgym.metrics.performance import (
     accumulated_return,
     annualised_return,
@@ -93,6 +90,15 @@ from factorgym.metrics.performance import (
     sortino_ratio,
 )
 from factorgym.metrics.scoring import crps_ensemble, energy_score
+from factorgym.metrics.sharpe_tests import (
+    DeflatedSharpe,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio,
+    sharpe_difference_test,
+    sharpe_inference,
+    sharpe_ratio_std_error,
+)
 from factorgym.metrics.stylized import (
     StylizedFacts,
     StylizedFactsComparison,
