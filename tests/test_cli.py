@@ -53,6 +53,7 @@ def test_data_show_sp500() -> None:
     assert "1990-01-03 .. 2022-12-28" in out and "8312 days x 20 assets" in out
     assert "exogenous series: SP500" in out and "│ SP500 " in out
     assert "missing: 0 of 166240 cells" in out
+    assert "caveat: Survivorship" in out and "price index without dividends" in out
     assert res.stderr == ""
 
 

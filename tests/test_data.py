@@ -389,3 +389,15 @@ def test_true_log_density_matches_quadrature(time_varying_vol: bool) -> None:
                 assert abs(stored - exact) <= 5 * sd, (t, stored, exact, sd)
     if time_varying_vol:  # the density on a day uses that day's scale
         assert not np.allclose(sp.vol[list(days)], 1.0)
+
+
+def test_sp500_caveats_state_survivorship_with_its_figures() -> None:
+    from factorgym.data import dataset_caveats, load_dataset
+
+    panel = load_dataset("sp500")
+    lines = dataset_caveats(panel)
+    assert lines[0].startswith("Survivorship") and "price index" in lines[1]
+    test = panel.dates > pd.Timestamp("2018-12-31")
+    ew = panel.returns[test].mean(axis=1)
+    assert f"{np.prod(1 + ew) ** (252 / len(ew)) - 1:.1%}/yr in test" in lines[0]
+    assert dataset_caveats(synthetic_factor_panel(T=50, N=3).panel) == []

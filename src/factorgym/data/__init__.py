@@ -30,7 +30,7 @@ ship inside the ``skfolio`` wheel.
 
 from __future__ import annotations
 
-from factorgym.data.datasets import SP500_SECTORS, load_dataset
+from factorgym.data.datasets import SP500_SECTORS, dataset_caveats, load_dataset
 from factorgym.data.panel import ReturnPanel
 from factorgym.data.split import Split
 from factorgym.data.synthetic import SyntheticFactorPanel, synthetic_factor_panel
@@ -46,6 +46,7 @@ __all__ = [
     "Split",
     "SyntheticFactorPanel",
     "load_dataset",
+    "dataset_caveats",
     "synthetic_factor_panel",
     "validate_return_matrix",
     "check_dates",

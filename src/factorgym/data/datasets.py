@@ -10,7 +10,7 @@ import pandas as pd
 from factorgym.data.panel import ReturnPanel
 from factorgym.errors import DataValidationError
 
-__all__ = ["SP500_SECTORS", "load_dataset"]
+__all__ = ["SP500_SECTORS", "dataset_caveats", "load_dataset"]
 
 
 #: GICS sectors of the 20 stocks in skfolio's sp500 dataset.
@@ -63,3 +63,36 @@ def load_dataset(name: str = "sp500") -> ReturnPanel:
     except KeyError:
         raise DataValidationError(f"unknown dataset {name!r}; embedded datasets: {', '.join(_DATASETS)}") from None
     return loader()
+
+
+def dataset_caveats(panel: ReturnPanel, split: tuple[str, str] = ("2013-12-31", "2018-12-31")) -> list[str]:
+    """What a user must know before trusting figures on an embedded dataset, with the figures
+    that show it (empty for other panels).
+
+    For ``sp500``: the universe is 20 of today's large caps chosen after the fact
+    (survivorship), shown by 1/N's annualised return against the index's in the train and
+    test periods of ``split``; the index is a price index without dividends.
+    """
+    if panel.name != "sp500":
+        return []
+    import numpy as np
+
+    train_end, val_end = pd.Timestamp(split[0]), pd.Timestamp(split[1])
+    ew = np.nanmean(panel.returns, axis=1)
+    idx = panel.exog["SP500"].to_numpy() if panel.exog is not None and "SP500" in panel.exog else None
+
+    def ann(r: np.ndarray) -> float:
+        return float(np.prod(1.0 + r) ** (252.0 / len(r)) - 1.0)
+
+    parts = {"train": panel.dates <= train_end, "test": panel.dates > val_end}
+    figures = []
+    for label, sel in parts.items():
+        text = f"1/N (daily rebalanced, before costs) earns {ann(ew[sel]):.1%}/yr in {label}"
+        if idx is not None:
+            text += f" against the index's {ann(idx[sel]):.1%}"
+        figures.append(text)
+    return [
+        "Survivorship: these are 20 of today's large caps, chosen after the fact; none went bankrupt or was "
+        f"delisted, which flatters buy-and-hold and 1/N ({'; '.join(figures)}).",
+        "The SP500 series is a price index without dividends; the stocks' returns are also price returns.",
+    ]

@@ -44,3 +44,7 @@ def data_show(
     if fmt is not None:
         print_wide(Text(f"read {fmt.describe()}\n"))
     print_wide(panel_report(panel))
+    from factorgym.data import dataset_caveats
+
+    for line in dataset_caveats(panel):
+        print_wide(Text(f"caveat: {line}"))
