@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["neuralfactors", "baselines", "diffusion", "envs", "optimizers", "agents", "evaluation", "demo"]
+ORDER = ["neuralfactors", "baselines", "diffusion", "envs", "optimizers", "agents", "evaluation", "demo", "load"]
 
 
 def main() -> None:

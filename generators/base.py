@@ -12,6 +12,7 @@ Shapes: ``N`` assets, ``P`` paths, ``H`` horizon days, ``S`` samples.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ __all__ = [
     "artifact_errors",
     "torch_generator",
     "torch_threads",
+    "compute_threads",
     "student_t_marginals",
     "BUILTIN_GENERATORS",
 ]
@@ -416,6 +418,35 @@ def torch_threads(n: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(prev)
+
+
+@contextmanager
+def compute_threads(n: int | None) -> Iterator[int | None]:
+    """Run with at most ``n`` threads in every compute pool, restoring them after; yields ``n``.
+
+    Limits the BLAS (OpenBLAS/MKL) and OpenMP pools loaded in the process (through
+    ``threadpoolctl``) and, when torch is already imported, torch's intra-op threads. ``None``
+    changes nothing.
+
+    Why 1 is the library's default around its per-day loops: their matrices are small
+    (tens of assets), so a second thread gains little on an idle machine, while the pools'
+    threads spin-wait for one another; with one other busy process on a 2-core machine that
+    made the diffusion model's evaluation 3.1 times slower than on the quiet machine against
+    unchanged with one thread (``benchmarks/results/load.md``).
+    """
+    if n is None:
+        yield None
+        return
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise DataValidationError(f"num_threads must be a positive integer or None, got {n!r}")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(n)):
+        if "torch" in sys.modules:  # never import torch here: the environments run without it
+            with torch_threads(int(n)):
+                yield int(n)
+        else:
+            yield int(n)
 
 
 def student_t_marginals(loc: np.ndarray, scale: np.ndarray, df: np.ndarray) -> Any:

@@ -424,3 +424,31 @@ def test_short_fit_recovers_gaussian_mean_and_covariance() -> None:
     rel_frob = np.linalg.norm((np.cov(s, rowvar=False) - cov) / np.outer(sd, sd)) / np.linalg.norm(cov / np.outer(sd, sd))
     assert mean_err.max() < 0.075 + 0.03 + 0.05, mean_err
     assert rel_frob < 0.094 + 0.038 + 0.05, rel_frob
+
+
+def test_sampling_uses_one_torch_thread_by_default_and_restores_it(
+    fitted: DiffusionGenerator, synth: ReturnPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a busy 2-core machine two torch threads made fit and sampling ~3x slower (issue 16)."""
+    import copy
+    import dataclasses
+
+    assert DiffusionConfig().num_threads == 1
+    gen = copy.copy(fitted)
+    gen.config = dataclasses.replace(fitted.config, num_threads=DiffusionConfig().num_threads)
+    seen: list[int] = []
+    denoise = gen.model_.denoise
+
+    def recording(*a: object, **k: object) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return denoise(*a, **k)
+
+    monkeypatch.setattr(gen.model_, "denoise", recording)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gen.predict(synth, synth.T - 1).sample(8, np.random.default_rng(0))
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(prev)

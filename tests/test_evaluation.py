@@ -418,3 +418,51 @@ def test_diebold_mariano_table_pairs_models_on_common_days(
     paths = save_reports([good, bad], tmp_path / "out")
     back = pd.read_csv(paths["dm_csv"])
     assert len(back) == 4 and paths["dm_markdown"].read_text().startswith("|")
+
+
+# ====================================================================== thread pools (issue 16)
+
+
+class _ThreadRecordingGenerator(GaussianTestGenerator):
+    """Records the thread counts of the BLAS/OpenMP pools and of torch while it predicts."""
+
+    seen: list[tuple[int, int]]
+
+    def predict_windows(self, windows: np.ndarray) -> list[Predictive]:
+        import torch
+        from threadpoolctl import threadpool_info
+
+        self.seen.append((max(p["num_threads"] for p in threadpool_info()), torch.get_num_threads()))
+        return super().predict_windows(windows)
+
+
+def test_evaluation_limits_the_thread_pools_and_restores_them(data: tuple[ReturnPanel, np.ndarray, np.ndarray]) -> None:
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    panel, _, _ = data
+    split = _split(panel)
+    gen = _ThreadRecordingGenerator().fit(panel, split)
+    prev_torch = torch.get_num_threads()
+    with threadpool_limits(limits=2):  # two threads in every pool, whatever the machine has
+        torch.set_num_threads(2)
+        try:
+            before = sorted({p["num_threads"] for p in threadpool_info()})
+            gen.seen = []
+            limited = _evaluate(gen, panel, split)
+            assert set(gen.seen) == {(1, 1)}  # the default: one thread in every pool
+            assert sorted({p["num_threads"] for p in threadpool_info()}) == before
+            assert torch.get_num_threads() == 2
+            gen.seen = []
+            as_is = _evaluate(gen, panel, split, num_threads=None)
+            assert set(gen.seen) == {(2, 2)}
+            gen.seen = []
+            _evaluate(gen, panel, split, num_threads=2)
+            assert set(gen.seen) == {(2, 2)}
+        finally:
+            torch.set_num_threads(prev_torch)
+    # the scores do not depend on the thread count
+    pd.testing.assert_frame_equal(limited.per_day, as_is.per_day)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(DataValidationError, match="num_threads"):
+            _evaluate(gen, panel, split, num_threads=bad)

@@ -205,7 +205,11 @@ class DiffusionConfig:
     Misc
     ----
     num_threads : int or None
-        ``torch.set_num_threads`` during fit and sampling (restored afterwards).
+        ``torch.set_num_threads`` during fit and sampling (restored afterwards; ``None`` keeps
+        the current setting). 1 by default, as for NeuralFactors: on the idle 2-core machine a
+        second thread made a 150-step fit 11% faster, while with one other busy process it made
+        it 2.9 times slower and the sampling in the evaluation 3.4 times slower
+        (``benchmarks/results/load.md``). The trained weights do not depend on it.
     seed : int
         Seed of training when :meth:`fit` gets no ``rng``.
     """
@@ -253,7 +257,7 @@ class DiffusionConfig:
     n_moment_samples: int = 1000
     sample_batch: int = 8192
     # misc
-    num_threads: int | None = None
+    num_threads: int | None = 1
     seed: int = 0
 
     def __post_init__(self) -> None:

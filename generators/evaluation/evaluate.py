@@ -16,7 +16,7 @@ import pandas as pd
 from factorgym import metrics as M
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import DataValidationError
-from factorgym.generators.base import ReturnGenerator, check_context
+from factorgym.generators.base import ReturnGenerator, check_context, compute_threads
 from factorgym.generators.evaluation.report import GeneratorReport
 from factorgym.generators.evaluation.scoring import (
     DayScores,
@@ -71,6 +71,13 @@ class EvaluationOptions:
         whose predictions are expensive (a diffusion model samples every day); the days kept
         still span the whole part, the report's ``n_days`` and notes say how many, and the
         VaR independence test then tests independence of hits ``day_stride`` days apart.
+    num_threads : int or None
+        Threads of the BLAS, OpenMP and torch pools while the generator is evaluated
+        (:func:`~factorgym.generators.base.compute_threads`; restored afterwards; ``None``
+        leaves them as they are). 1 by default: the per-day work is small, a second thread
+        gains nothing on an idle 2-core machine and made the diffusion model's evaluation 3.1
+        times slower with one other busy process (``benchmarks/results/load.md``). The
+        scores do not depend on it.
     """
 
     n_samples: int = 1000
@@ -85,6 +92,7 @@ class EvaluationOptions:
     max_lag: int = 10
     nll_scale: Literal["pooled", "per_asset"] = "pooled"
     day_stride: int = 1
+    num_threads: int | None = 1
 
     def checked_levels(self) -> tuple[float, ...]:
         """Validate the numeric settings; returns the VaR levels as floats."""
@@ -92,6 +100,8 @@ class EvaluationOptions:
             raise DataValidationError(f"n_samples must be at least 2, got {self.n_samples}")
         if int(self.day_stride) != self.day_stride or self.day_stride < 1:
             raise DataValidationError(f"day_stride must be a positive integer, got {self.day_stride!r}")
+        if self.num_threads is not None and (isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 1):
+            raise DataValidationError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
         if self.batch_size < 1 or self.energy_samples < 2 or self.sim_paths < 0 or self.sim_horizon < 1:
             raise DataValidationError("batch_size >= 1, energy_samples >= 2, sim_paths >= 0 and sim_horizon >= 1 are required")
         return tuple(M.check_level(v, "var level") for v in self.var_levels)
@@ -296,6 +306,15 @@ def evaluate_generator(
             raise TypeError(f"evaluate_generator() got unexpected keyword arguments: {', '.join(unknown)}")
         opts = dataclasses.replace(opts, **settings)
     levels = opts.checked_levels()
+    with compute_threads(opts.num_threads):
+        return _evaluate(generator, panel, split, part, rng, opts, levels)
+
+
+def _evaluate(
+    generator: ReturnGenerator, panel: ReturnPanel, split: Split, part: str, rng: np.random.Generator,
+    opts: EvaluationOptions, levels: tuple[float, ...],
+) -> GeneratorReport:  # fmt: skip
+    """:func:`evaluate_generator` once the settings are checked (inside the thread limit)."""
     ev = evaluation_days(generator, panel, split, part, opts)
     n_days = len(ev.days)
     sim_rng, day_parent = rng.spawn(2)

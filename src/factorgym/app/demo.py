@@ -36,6 +36,7 @@ from factorgym.app.demo_report import write_demo_report
 from factorgym.app.specs import AgentSpec
 from factorgym.artifacts import atomic_write_text
 from factorgym.data import ReturnPanel, Split, load_dataset
+from factorgym.generators.base import compute_threads
 from factorgym.generators.runs import RunSpec, fit_run
 from factorgym.progress import Progress
 
@@ -44,7 +45,8 @@ __all__ = ["DemoConfig", "load_demo_config", "run_demo", "write_demo_report"]
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Budgets of the demo (defaults: under 15 minutes on 2 CPU cores).
+    """Budgets of the demo (defaults: about 5 minutes of stages on 2 CPU cores, also beside
+    another busy process; see ``benchmarks/results/load.md``).
 
     The generators train on shorter budgets than their library defaults (NeuralFactors 600
     steps instead of 1,200, the diffusion model 800 instead of 3,000; see
@@ -85,13 +87,18 @@ class DemoConfig:
     #: generators whose predictions drive the MV/CVaR agents and the synthetic paths of the
     #: backtest (the diffusion model samples every test day, which is slow on 2 CPU cores)
     backtest_generators: tuple[str, ...] = ("neuralfactors",)
+    #: threads of the BLAS, OpenMP and torch pools while each stage runs (restored after;
+    #: None leaves them as they are). 1: the stages' work is small per call, and more threads
+    #: than free cores spin-wait (``benchmarks/results/load.md``). Results do not depend on it.
+    num_threads: int | None = 1
 
 
 class _Stages:
     """Runs a stage unless its ``stage.json`` in ``folder`` records the same settings."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, num_threads: int | None = None) -> None:
         self.console = console
+        self.num_threads = num_threads
         self.timings: dict[str, float] = {}
 
     def run(self, name: str, folder: Path, settings: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -108,7 +115,8 @@ class _Stages:
                 return dict(rec.get("result", {}))
         self.console.rule(f"[bold]{name}")
         t0 = time.perf_counter()
-        result = fn()
+        with compute_threads(self.num_threads):
+            result = fn()
         secs = time.perf_counter() - t0
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(marker, json.dumps({"settings": ident, "status": "done", "seconds": secs, "result": result}, indent=2, default=str))
@@ -125,7 +133,7 @@ def run_demo(config: DemoConfig | None = None, *, console: Console | None = None
     out.mkdir(parents=True, exist_ok=True)
     panel = load_dataset("sp500")
     split = Split()
-    stages = _Stages(console)
+    stages = _Stages(console, cfg.num_threads)
     # the settings, so that ``factorgym report`` can rebuild the report from the folder alone
     atomic_write_text(out / "demo.json", json.dumps(asdict(cfg), indent=2, default=str) + "\n")
 
