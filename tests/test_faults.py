@@ -3,7 +3,8 @@ re-run, and compared with an uninterrupted run; concurrent fits into one folder.
 
 Each kill point is a fraction of the uninterrupted run's wall time (drawn from a seeded
 generator), so the kills land anywhere from interpreter start-up to the final writes. The
-default suite tries a few points; ``-m slow`` tries more and the other commands.
+default suite tries a few points (fit, backtest); ``-m slow`` tries more and the other commands
+(train-agent, stress, demo).
 """
 
 from __future__ import annotations
@@ -193,6 +194,69 @@ def test_killed_train_agent_reruns_to_the_clean_agent(tmp_path: Path) -> None:
 
     (tmp_path / "x").mkdir()
     _kill_rerun_compare(tmp_path / "x", [*args, "--overwrite"], n_points=3, seed=4, same=same)
+
+
+BT_TINY = ["--n-paths", "0", "--bootstrap-reps", "20", "--test-end", "2019-03-29"]
+BT_ARGS = ["backtest", "equal_weight", "mv:ledoit_wolf", *BT_TINY]
+
+
+def _folder_bytes(d: Path, suffixes: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Every file under ``d`` (relative name -> bytes), or only those ending in ``suffixes``."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and (not suffixes or p.name.endswith(suffixes))}
+
+
+def test_a_killed_backtest_leaves_the_old_or_the_new_result(tmp_path: Path) -> None:
+    from factorgym.app import cli
+
+    out = tmp_path / "bt"
+    # an earlier complete result in the target (other agents; files the new one lacks); its wall time sets the kill point
+    res, wall = _run(_cli("backtest", "equal_weight", *BT_TINY, "--cost-multipliers", "0,1", "--out", str(out)), tmp_path)
+    assert res.returncode == 0, res.stderr
+    old = _folder_bytes(out)
+    assert cli.main([*BT_ARGS, "--out", str(tmp_path / "clean")]) == 0  # the clean run, in-process (cheaper)
+    clean_names = sorted(_folder_bytes(tmp_path / "clean"))
+    clean_csv = _folder_bytes(tmp_path / "clean", (".csv",))
+    assert not set(old) <= set(clean_names)  # a re-run that wrote into the folder would leave stale files
+    for frac in np.random.default_rng(11).uniform(0.2, 1.0, 1):
+        _kill_after(_cli(*BT_ARGS, "--out", str(out)), tmp_path, frac * wall)
+        TALLY["kill points"] += 1
+        if out.exists():  # exactly the old result, or the complete new one; never a mix
+            now = _folder_bytes(out)
+            if now != old:
+                assert sorted(now) == clean_names, (frac, sorted(now))
+                assert _folder_bytes(out, (".csv",)) == clean_csv, frac
+        res, _ = _run(_cli(*BT_ARGS, "--out", str(out)), tmp_path)  # the same command again
+        assert res.returncode == 0, (frac, res.stderr)
+        assert sorted(_folder_bytes(out)) == clean_names
+        assert _folder_bytes(out, (".csv",)) == clean_csv
+        TALLY["handled"] += 1
+
+
+_DEMO_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_demo import _tiny
+from factorgym.app.demo import run_demo
+run_demo(_tiny(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_demo_reruns_to_the_clean_outputs(tmp_path: Path) -> None:
+    script = tmp_path / "tiny_demo.py"
+    script.write_text(_DEMO_SCRIPT.format(tests=str(Path(__file__).resolve().parent)))
+    res, wall = _run([sys.executable, str(script), str(tmp_path / "clean")], tmp_path)
+    assert res.returncode == 0, res.stderr
+    clean_csv = _folder_bytes(tmp_path / "clean", (".csv",))
+    assert clean_csv
+    for i, frac in enumerate(np.random.default_rng(5).uniform(0.2, 1.0, 3)):
+        out = tmp_path / f"killed{i}"
+        _kill_after([sys.executable, str(script), str(out)], tmp_path, frac * wall)
+        TALLY["kill points"] += 1
+        res, _ = _run([sys.executable, str(script), str(out)], tmp_path)  # finished stages are reused
+        assert res.returncode == 0, (frac, res.stderr)
+        assert _folder_bytes(out, (".csv",)) == clean_csv, frac
+        TALLY["handled"] += 1
 
 
 def test_zz_report_the_tally(capsys: pytest.CaptureFixture[str]) -> None:
