@@ -1,4 +1,4 @@
-"""factorgym.metrics.inference: HAC errors, Diebold-Mariano, the Ledoit-Wolf Sharpe
+"""Inference in factorgym.metrics (hac, sharpe_tests, mcs, iqm): HAC errors, Diebold-Mariano, the Ledoit-Wolf Sharpe
 difference, probabilistic / deflated Sharpe ratios, the Model Confidence Set and the IQM,
 each against a hand computation or a published value."""
 

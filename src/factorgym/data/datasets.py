@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from factorgym.data.panel import ReturnPanel
+from factorgym.data.split import Split
 from factorgym.errors import DataValidationError
 
 __all__ = ["SP500_SECTORS", "dataset_caveats", "load_dataset"]
@@ -65,19 +66,21 @@ def load_dataset(name: str = "sp500") -> ReturnPanel:
     return loader()
 
 
-def dataset_caveats(panel: ReturnPanel, split: tuple[str, str] = ("2013-12-31", "2018-12-31")) -> list[str]:
+def dataset_caveats(panel: ReturnPanel, split: Split | None = None) -> list[str]:
     """What a user must know before trusting figures on an embedded dataset, with the figures
     that show it (empty for other panels).
 
     For ``sp500``: the universe is 20 of today's large caps chosen after the fact
     (survivorship), shown by 1/N's annualised return against the index's in the train and
-    test periods of ``split``; the index is a price index without dividends.
+    test periods of ``split`` (default :class:`Split`'s); the index is a price index
+    without dividends.
     """
     if panel.name != "sp500":
         return []
     import numpy as np
 
-    train_end, val_end = pd.Timestamp(split[0]), pd.Timestamp(split[1])
+    split = split if split is not None else Split()
+    train_end, val_end = pd.Timestamp(split.train_end), pd.Timestamp(split.val_end)
     ew = np.nanmean(panel.returns, axis=1)
     idx = panel.exog["SP500"].to_numpy() if panel.exog is not None and "SP500" in panel.exog else None
 

@@ -25,7 +25,6 @@ Modules
     The Model Confidence Set.
 :mod:`~factorgym.metrics.iqm`
     The interquartile mean with its stratified-bootstrap interval.
-    (:mod:`~factorgym.metrics.inference` re-exports the names of these four.)
 
 Every public name of these modules is importable from :mod:`factorgym.metrics` itself.
 
