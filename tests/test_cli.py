@@ -327,7 +327,7 @@ def test_stress_checks_portfolios_and_agents_before_writing(
     monkeypatch.setattr(stress_io, "atomic_write_text", real)
     from factorgym.generators.stress import read_scenarios
 
-    assert read_scenarios(target).spec.kind == "crisis"
-    assert not Path(str(target) + ".losses.csv").exists() and not Path(str(target) + ".spec.json").exists()
+    assert read_scenarios(target).spec.kind == "vol_regime"  # the old set, intact
+    assert _files(tmp_path) == before
     assert _main(capsys, *other)[0] == 0
     assert "crisis" in Path(str(target) + ".spec.json").read_text()

@@ -26,9 +26,15 @@ hyper-parameters), ``predict_window`` / ``predict_windows`` give the next-day di
 from a history window, ``simulator_window`` rolls paths forward on their own samples with
 one random stream per path, ``save`` / ``load`` write and read one atomic artifact.
 
+Absent assets (``NaN`` in the panel, ``False`` in its mask) are missing, never zero returns:
+an asset that lists late (during validation, or with fewer than 20 train days) is accepted,
+gets pooled parameters until it has history of its own (each module's docstring gives its
+rule) and is named in the fitted ``pooled_assets_``.
+
 Modules: ``common`` (window checks, rolling covariance estimators, per-path random streams,
-artifact plumbing), ``simulator`` (the rolling-window path simulator), ``gaussian``,
-``garch``, ``bootstrap`` and the ``ppca`` subpackage.
+artifact plumbing), ``pooling`` (pooled parameters of late-listing assets), ``simulator``
+(the rolling-window path simulator), ``gaussian``, ``garch``, ``bootstrap`` and the
+``ppca`` subpackage.
 """
 
 from __future__ import annotations

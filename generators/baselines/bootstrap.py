@@ -6,9 +6,19 @@ with mean ``mean_block``: each day the path moves on to the next pool day with p
 ``1 - 1/mean_block`` and jumps to a uniformly drawn pool day otherwise (the pool is read
 circularly, as in the original scheme).
 
-The pool is the **train** history: every train day on which all assets are available
-(days with an absent asset are dropped, since a replayed day must give every asset a
-return). It does not grow with the window at prediction time. When the prediction day is
+The pool is the **train** history: every train day on which all the *established* assets
+are available (days with an absent one are dropped, since a replayed day must give every
+asset a return). An asset is established when it traded on at least half the train days
+(``MIN_COVERAGE``); requiring the others too would cut the pool to their few days. An asset
+that is not established (it lists late, e.g. in the validation period, or trades rarely;
+``pooled_assets_`` names them) keeps its own return on the pool days it traded, and on the
+others takes the return of a "donor": an established asset drawn uniformly at random (with
+the fit's ``rng``) for that day and asset. A replayed day is thus a real cross-section of
+that day, the filled asset behaving like a typical asset of it (its variance and its
+correlation with the market), never a zero. With every asset established the pool is
+exactly the complete train days.
+
+The pool does not grow with the window at prediction time. When the prediction day is
 known (:meth:`BlockBootstrapGenerator.predict` / ``simulator``, or ``as_of=``), the pool is
 cut to the train days on or before it, so it never holds a day after the prediction day.
 """
@@ -46,6 +56,9 @@ from factorgym.generators.baselines.common import (
 )
 
 __all__ = ["EmpiricalPredictive", "BlockBootstrapGenerator"]
+
+#: Fraction of the train days an asset must trade on to be required on every pool day.
+MIN_COVERAGE = 0.5
 
 
 class EmpiricalPredictive(Predictive):
@@ -169,8 +182,11 @@ class BlockBootstrapGenerator(ReturnGenerator):
     Attributes
     ----------
     pool_ : ndarray (M, N)
-        The train days with every asset available.
+        The train days with every established asset available (the others filled from
+        donors; see the module docstring).
     pool_dates_ : pandas.DatetimeIndex (M,)
+    pooled_assets_ : tuple of str
+        The assets that are not established (filled from donors where absent).
     """
 
     kind: ClassVar[str] = "bootstrap"
@@ -198,16 +214,36 @@ class BlockBootstrapGenerator(ReturnGenerator):
         progress: bool = True,
         rng: np.random.Generator | None = None,
     ) -> BlockBootstrapGenerator:
-        """Store the complete train days as the pool (nothing else is estimated)."""
+        """Store the train days as the pool (nothing else is estimated).
+
+        ``rng`` draws the donors of the assets that are not established (default seed 0);
+        it is not used when every asset is established.
+        """
         self._check_params()
         (t0, t1), _ = split_rows(panel, split)
-        full = np.asarray(panel.mask)[t0:t1].all(axis=1)
+        M = np.asarray(panel.mask)[t0:t1]
+        est = M.mean(axis=0) >= MIN_COVERAGE
+        if not est.any():
+            raise DataValidationError(
+                f"no asset of {panel.name} traded on at least {MIN_COVERAGE:.0%} of the {t1 - t0} train days"
+            )
+        full = M[:, est].all(axis=1)
         if full.sum() < 2:
-            raise DataValidationError("the train rows have fewer than 2 days with every asset available")
+            raise DataValidationError(
+                "the train rows have fewer than 2 days with every established asset available"
+            )
+        pool = np.asarray(panel.returns)[t0:t1][full].copy()
+        if not est.all():
+            rng = np.random.default_rng(0) if rng is None else rng
+            donors = np.flatnonzero(est)[rng.integers(est.sum(), size=pool.shape)]
+            take = ~np.isfinite(pool)  # only non-established assets can be absent on a pool day
+            rows = np.nonzero(take)[0]
+            pool[take] = pool[rows, donors[take]]
         self.assets_ = tuple(panel.assets)
         self.n_assets_ = panel.N
-        self.pool_ = np.asarray(panel.returns)[t0:t1][full].copy()
+        self.pool_ = pool
         self.pool_dates_ = panel.dates[t0:t1][full]
+        self.pooled_assets_ = tuple(a for a, e in zip(panel.assets, est, strict=True) if not e)
         return self
 
     def _pool(self, as_of: str | pd.Timestamp | None) -> np.ndarray:
@@ -259,7 +295,7 @@ class BlockBootstrapGenerator(ReturnGenerator):
         """Write an artifact: kind, config, the pool and its dates, assets."""
         check_fitted(self, "pool_")
         arrays = {"pool": self.pool_, "pool_dates": self.pool_dates_.asi8}
-        write_artifact(path, self.artifact_meta(), arrays)
+        write_artifact(path, self.artifact_meta(pooled_assets=list(self.pooled_assets_)), arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> BlockBootstrapGenerator:
@@ -272,6 +308,7 @@ class BlockBootstrapGenerator(ReturnGenerator):
             gen.pool_ = check_shape(path, "pool", arrays["pool"], (arrays["pool"].shape[0], len(assets)))
             dates = check_shape(path, "pool_dates", arrays["pool_dates"], (gen.pool_.shape[0],))
             gen.pool_dates_ = pd.DatetimeIndex(dates.astype("datetime64[ns]"))
+            gen.pooled_assets_ = tuple(str(a) for a in meta.get("pooled_assets", []))
             if gen.pool_.shape[0] < 2:
                 raise CheckpointError(f"{path}: empty bootstrap pool")
         return gen

@@ -21,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from factorgym.data import MAX_ABS_DAILY_RETURN, ReturnPanel, Split
 from factorgym.errors import CheckpointError, DataValidationError, FactorGymError, NotFittedError
+from factorgym.generators.baselines.pooling import average_asset_cov
 
 __all__ = ["NotFittedError"]
 
@@ -142,6 +143,7 @@ def window_moments(
     mean: str,
     cov: str,
     fallback_var: np.ndarray,
+    absent: str = "independent",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance estimated from each of ``B`` windows ``X`` ``(B, W, N)``.
 
@@ -158,8 +160,12 @@ def window_moments(
         tr(S)/N``, ``d`` the Ledoit-Wolf intensity), reimplemented batched and checked
         against :class:`sklearn.covariance.LedoitWolf` in the tests.
     fallback_var : ndarray (N,)
-        Variance used for an asset with fewer than 2 observations in a window (its
-        correlations are then 0 and its mean 0).
+        Variance used for an asset with fewer than 2 observations in a window (its mean is
+        then 0).
+    absent : {"independent", "average"}
+        Correlations of such an asset: 0 (``"independent"``), or those of an "average
+        asset" of the window (:func:`~factorgym.generators.baselines.pooling.average_asset_corr`: its mean correlation with the
+        assets present is their mean pairwise correlation).
 
     Returns
     -------
@@ -171,7 +177,10 @@ def window_moments(
     Complete windows give the textbook estimators exactly. With unavailable cells each
     entry uses the days on which both assets are available (pairwise-complete), the matrix
     is projected back to positive definite (eigenvalues floored at ``1e-10 * mean``), and
-    the Ledoit-Wolf intensity is computed on the mean-imputed deviations.
+    the Ledoit-Wolf intensity is computed on the mean-imputed deviations. The Ledoit-Wolf
+    target (mean variance) and intensity count only the assets with at least 2 observations
+    in the window, so an absent asset never enters them as a zero variance: the other
+    assets' estimate is the one the window would give without it.
     """
     X = np.asarray(X, dtype=np.float64)
     B, W, N = X.shape
@@ -192,15 +201,22 @@ def window_moments(
         Mf = M.astype(np.float64)
         n_ij = np.matmul(Mf.transpose(0, 2, 1), Mf)
         S = DtD / np.maximum(n_ij - ddof, 1.0)
+    few = n_i < 2
     if cov == "ledoit_wolf":
-        d = _lw_intensity(D, W)
-        mu_tr = np.trace(S, axis1=1, axis2=2) / N
+        if complete or not few.any():
+            d = _lw_intensity(D, W)
+            mu_tr = np.trace(S, axis1=1, axis2=2) / N
+        else:  # absent assets (zero columns of D) are left out of the target and the intensity
+            n_eff = np.maximum((~few).sum(axis=1), 1)
+            d = _lw_intensity(np.where(few[:, None, :], 0.0, D), W, n_eff)
+            mu_tr = np.where(few, 0.0, np.diagonal(S, axis1=1, axis2=2)).sum(axis=1) / n_eff
         S = (1.0 - d)[:, None, None] * S
         S[:, np.arange(N), np.arange(N)] += (d * mu_tr)[:, None]
     elif cov != "sample":
         raise DataValidationError(f"cov must be 'sample' or 'ledoit_wolf'; got {cov!r}")
+    if absent not in ("independent", "average"):
+        raise DataValidationError(f"absent must be 'independent' or 'average'; got {absent!r}")
     if not complete:
-        few = n_i < 2
         if few.any():
             b, i = np.nonzero(few)
             S[b, i, :] = 0.0
@@ -208,16 +224,25 @@ def window_moments(
             S[b, i, i] = np.asarray(fallback_var, dtype=np.float64)[i]
             mu[b, i] = 0.0
         S = _psd_floor(S)
+        if absent == "average" and few.any():
+            S = average_asset_cov(S, ~few)
     return mu, S
 
 
-def _lw_intensity(D: np.ndarray, n: int) -> np.ndarray:
+def _lw_intensity(D: np.ndarray, n: int, n_assets: np.ndarray | None = None) -> np.ndarray:
     """Ledoit-Wolf shrinkage intensity of deviations ``D`` ``(B, n, N)`` -> ``(B,)``.
 
     Same formula as :func:`sklearn.covariance.ledoit_wolf_shrinkage` (unblocked).
+    ``n_assets`` ``(B,)``: the number of assets that count in each window (default ``N``);
+    the others must have all-zero columns in ``D``, which then add nothing to the sums.
     """
     B, _, N = D.shape
-    if N == 1:
+    if n_assets is not None:
+        Nb = np.asarray(n_assets, dtype=np.float64)
+        if (Nb <= 1).all():
+            return np.zeros(B)
+        N = np.maximum(Nb, 1.0)  # type: ignore[assignment]
+    elif N == 1:
         return np.zeros(B)
     X2 = D * D
     emp_trace = X2.sum(axis=1) / n  # (B, N)
@@ -229,6 +254,8 @@ def _lw_intensity(D: np.ndarray, n: int) -> np.ndarray:
     beta = np.minimum(beta, delta)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(beta == 0, 0.0, beta / delta)
+    if n_assets is not None:
+        out = np.where(Nb > 1, out, 0.0)
     return out
 
 

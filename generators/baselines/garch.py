@@ -16,6 +16,17 @@ the copula implies, is computed once by 2-D Gauss-Hermite quadrature.
 At prediction time the fitted recursion filters the window (started at the unconditional
 variance ``burn_in`` days back; a missing day replaces its squared shock by its expectation
 ``h``). Simulated paths roll the recursion forward on their own draws.
+
+Absent and late-listing assets: an asset with fewer than ``MIN_GARCH_DAYS`` (100) train
+returns is not fitted by ``arch``; it gets pooled parameters (``pooled_assets_``): mean 0,
+the median ``alpha``, ``beta``, ``eta`` and ``lambda`` of the fitted assets, and an
+unconditional variance (``omega / (1 - alpha - beta)``, also the filter's start) equal to its
+own train variance when it has ``MIN_OWN_TRAIN_DAYS`` (20) train returns and to the mean
+unconditional variance of the fitted assets otherwise. Its copula correlations come from
+the normal scores of its own train days (filtered with the pooled parameters) when it has
+``MIN_OWN_TRAIN_DAYS`` of them, and otherwise are those of an "average asset"
+(:func:`~factorgym.generators.baselines.pooling.average_asset_corr`). The fitted assets'
+parameters and correlations are the ones fitted without it.
 """
 
 from __future__ import annotations
@@ -56,10 +67,14 @@ from factorgym.generators.baselines.common import (
     split_rows,
     window_moments,
 )
+from factorgym.generators.baselines.pooling import MIN_OWN_TRAIN_DAYS, average_asset_corr
 
 __all__ = ["GarchPredictive", "GarchGenerator", "skewt_logpdf", "skewt_cdf", "skewt_from_normal"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+#: Train returns an asset needs for its own GARCH fit; fewer: pooled parameters.
+MIN_GARCH_DAYS = 100
 
 
 # ============================================================================ Hansen skew-t
@@ -287,7 +302,10 @@ class GarchGenerator(ReturnGenerator):
     h0_ : ndarray (N,)
         Starting variance of the filter.
     converged_ : ndarray (N,) of bool
-        ``arch``'s optimiser convergence per asset.
+        ``arch``'s optimiser convergence per asset (False for a pooled asset).
+    pooled_assets_ : tuple of str
+        Assets with fewer than ``MIN_GARCH_DAYS`` train returns (pooled parameters; see the
+        module docstring).
     """
 
     kind: ClassVar[str] = "garch"
@@ -336,10 +354,14 @@ class GarchGenerator(ReturnGenerator):
         par = np.zeros((N, 6))  # mu, omega, alpha, beta, eta, lam
         conv = np.zeros(N, dtype=bool)
         z = np.full(R.shape, np.nan)
-        for i in range(N):
+        fitted = np.isfinite(R).sum(axis=0) >= MIN_GARCH_DAYS
+        if not fitted.any():
+            raise DataValidationError(
+                f"no asset has {MIN_GARCH_DAYS} train returns (the train part has {R.shape[0]} days); "
+                "GARCH needs them for at least one asset"
+            )
+        for i in np.flatnonzero(fitted):
             ok = np.isfinite(R[:, i])
-            if ok.sum() < 100:
-                raise DataValidationError(f"asset {panel.assets[i]} has {ok.sum()} train days; GARCH needs >= 100")
             am = arch_model(
                 100 * R[ok, i], mean="Zero" if self.mean == "zero" else "Constant", vol="GARCH", p=1, q=1,
                 dist="skewt" if self.dist == "skewt" else "t", rescale=False,
@@ -361,14 +383,50 @@ class GarchGenerator(ReturnGenerator):
         self.mu_, self.omega_, self.alpha_, self.beta_, self.eta_, self.lam_ = (par[:, j].copy() for j in range(6))
         self.converged_ = conv
         persist = self.alpha_ + self.beta_
-        train_var = np.nanvar(R, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column of an unlisted asset
+            train_var = np.nanvar(R, axis=0)
         self.h0_ = np.where(persist < 1, self.omega_ / np.maximum(1 - persist, 1e-12), train_var)
+        own = np.isfinite(R).sum(axis=0) >= MIN_OWN_TRAIN_DAYS
+        if not fitted.all():
+            self._pool_parameters(fitted, own, train_var)
+            for i in np.flatnonzero(~fitted & own):  # standardised residuals under the pooled recursion
+                z[:, i] = self._standardise(R[:, i], i)
+        self.pooled_assets_ = tuple(a for a, f in zip(panel.assets, fitted, strict=True) if not f)
         q = _normal_score(z, self.eta_, self.lam_)
         _, C = window_moments(q[None], mean="sample", cov="sample", fallback_var=np.ones(N))
         sd = np.sqrt(np.diag(C[0]))
         self.corr_ = C[0] / np.outer(sd, sd)
+        if not own.all():
+            self.corr_ = average_asset_corr(self.corr_, own)
         self.pearson_ = _copula_pearson(self.corr_, self.eta_, self.lam_)
         return self
+
+    def _pool_parameters(self, fitted: np.ndarray, own: np.ndarray, train_var: np.ndarray) -> None:
+        """Pooled GARCH parameters for the assets not ``fitted`` (see the module docstring)."""
+        pool = ~fitted
+        alpha, beta = float(np.median(self.alpha_[fitted])), float(np.median(self.beta_[fitted]))
+        beta = min(beta, 0.999 - alpha)  # medians of stationary fits could sum past 1
+        uncond = float(np.mean(self.h0_[fitted]))
+        var = np.where(own, train_var, uncond)
+        self.mu_[pool] = 0.0
+        self.alpha_[pool], self.beta_[pool] = alpha, beta
+        self.eta_[pool] = np.median(self.eta_[fitted])
+        self.lam_[pool] = np.median(self.lam_[fitted])
+        self.omega_[pool] = var[pool] * (1.0 - alpha - beta)
+        self.h0_[pool] = var[pool]
+
+    def _standardise(self, x: np.ndarray, i: int) -> np.ndarray:
+        """Standardised residuals of one asset's returns ``x`` ``(T,)`` (NaN where absent)."""
+        h = self.h0_[i]
+        out = np.full(x.shape, np.nan)
+        for t, v in enumerate(x):
+            if np.isfinite(v):
+                out[t] = (v - self.mu_[i]) / np.sqrt(h)
+                h = self.omega_[i] + self.alpha_[i] * (v - self.mu_[i]) ** 2 + self.beta_[i] * h
+            else:
+                h = self.omega_[i] + (self.alpha_[i] + self.beta_[i]) * h
+        return out
 
     # ------------------------------------------------------------------ prediction
     def _filter(self, X: np.ndarray) -> np.ndarray:
@@ -407,7 +465,7 @@ class GarchGenerator(ReturnGenerator):
         """Write an artifact: kind, config, per-asset GARCH parameters, correlations, assets."""
         check_fitted(self, "corr_")
         arrays = {a: getattr(self, a + "_") for a in self._ARRAYS}
-        write_artifact(path, self.artifact_meta(), arrays)
+        write_artifact(path, self.artifact_meta(pooled_assets=list(self.pooled_assets_)), arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> GarchGenerator:
@@ -421,6 +479,7 @@ class GarchGenerator(ReturnGenerator):
             for a in cls._ARRAYS:
                 shape = (N, N) if a in ("corr", "pearson") else (N,)
                 setattr(gen, a + "_", check_shape(path, a, arrays[a], shape))
+            gen.pooled_assets_ = tuple(str(a) for a in meta.get("pooled_assets", []))
             if (gen.eta_ <= 2).any() or (np.abs(gen.lam_) >= 1).any() or (gen.h0_ <= 0).any():
                 raise CheckpointError(f"{path}: invalid GARCH parameters")
         return gen

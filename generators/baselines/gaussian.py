@@ -44,6 +44,7 @@ from factorgym.generators.baselines.common import (
     window_moments,
     windows_before,
 )
+from factorgym.generators.baselines.pooling import pooled_train_var
 from factorgym.generators.baselines.simulator import RollingWindowSimulator
 
 __all__ = ["GaussianPredictive", "GaussianGenerator", "LedoitWolfGenerator"]
@@ -160,9 +161,18 @@ class GaussianGenerator(ReturnGenerator):
 
     ``r_{t+1} ~ N(mu_t, C_t)`` where ``C_t`` is the sample (or Ledoit-Wolf) covariance of the
     trailing ``window`` days and ``mu_t`` is zero or their sample mean. Nothing is fitted
-    beyond the asset list and each asset's train variance (used only for an asset with
-    fewer than 2 observations in a window); with ``window="auto"`` the window is chosen on
-    the validation rows by mean joint NLL per asset-day.
+    beyond the asset list and each asset's train variance; with ``window="auto"`` the window
+    is chosen on the validation rows by mean joint NLL per asset-day.
+
+    Absent and late-listing assets: every entry of ``C_t`` uses only the days on which its
+    assets traded (an absent day is never a zero return). An asset with fewer than 2
+    returns in the window (not listed yet, or delisted) gets mean 0, its train variance and
+    the correlations of the window's "average asset"
+    (:func:`~factorgym.generators.baselines.pooling.average_asset_corr`), until its own days
+    enter the window. An asset with fewer than ``MIN_OWN_TRAIN_DAYS`` (20) train returns, one
+    that lists during or after validation for instance, is accepted: its train variance is
+    the mean train variance of the other assets (``pooled_assets_`` names them). Assets
+    present in a window get exactly the estimate they would get without the absent ones.
 
     Parameters
     ----------
@@ -184,6 +194,9 @@ class GaussianGenerator(ReturnGenerator):
     window_ : int
         The window in use.
     train_var_ : ndarray (N,)
+        Own train variance, or the pooled one for the assets in ``pooled_assets_``.
+    pooled_assets_ : tuple of str
+        Assets with too little train history for their own train variance.
     validation_ : dict
         ``{window: mean validation NLL per asset-day}`` when chosen on validation.
     """
@@ -241,12 +254,11 @@ class GaussianGenerator(ReturnGenerator):
         self._check_params(panel.N)
         (t0, t1), val = split_rows(panel, split)
         R = np.asarray(panel.returns)
-        train_var = np.nanvar(R[t0:t1], axis=0)
-        if not np.isfinite(train_var).all() or (train_var <= 0).any():
-            raise DataValidationError("every asset needs at least two distinct train returns")
+        train_var, pooled = pooled_train_var(R[t0:t1], panel.assets)
         self.assets_ = tuple(panel.assets)
         self.n_assets_ = panel.N
         self.train_var_ = train_var
+        self.pooled_assets_ = tuple(a for a, p in zip(panel.assets, pooled, strict=True) if p)
         self.validation_: dict[int, float] = {}
         if self.window != "auto":
             self.window_ = int(self.window)
@@ -267,7 +279,7 @@ class GaussianGenerator(ReturnGenerator):
 
     # ------------------------------------------------------------------ prediction
     def _moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return window_moments(X, mean=self.mean, cov=self.cov, fallback_var=self.train_var_)
+        return window_moments(X, mean=self.mean, cov=self.cov, fallback_var=self.train_var_, absent="average")
 
     def moments_with_chol(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean ``(B, N)``, covariance ``(B, N, N)`` and its Cholesky factor of windows ``(B, W, N)``."""
@@ -298,7 +310,11 @@ class GaussianGenerator(ReturnGenerator):
     def save(self, path: str | Path) -> None:
         """Write an artifact: kind, config, window, train variances, validation scores, assets."""
         check_fitted(self, "window_")
-        fitted = {"window": self.window_, "validation": {str(k): v for k, v in self.validation_.items()}}
+        fitted = {
+            "window": self.window_,
+            "validation": {str(k): v for k, v in self.validation_.items()},
+            "pooled_assets": list(self.pooled_assets_),
+        }
         write_artifact(path, self.artifact_meta(fitted=fitted), {"train_var": self.train_var_})
 
     @classmethod
@@ -316,6 +332,7 @@ class GaussianGenerator(ReturnGenerator):
             gen.train_var_ = check_shape(path, "train_var", arrays["train_var"], (len(assets),))
             gen.window_ = int(meta["fitted"]["window"])
             gen.validation_ = {int(k): float(v) for k, v in meta["fitted"]["validation"].items()}
+            gen.pooled_assets_ = tuple(str(a) for a in meta["fitted"].get("pooled_assets", []))
         return gen
 
 

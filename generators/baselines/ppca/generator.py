@@ -25,6 +25,14 @@ Two estimation modes, chosen on validation together with ``k``:
     on (a subsample of) the train days' one-day-ahead predictions. Simulated paths
     re-estimate from their own rolling window each step.
 
+Absent and late-listing assets: in rolling mode an asset with fewer than 2 returns in the
+window gets mean 0, its train variance and the correlations of the window's "average asset"
+before the decomposition (as the Gaussian baseline). In train mode an asset with fewer
+than ``MIN_OWN_TRAIN_DAYS`` (20) train returns is left out of the ECM fit (so the other
+assets' parameters are those fitted without it) and gets pooled parameters: mean 0, the
+mean loading row of the fitted assets, their median ``nu`` and their mean idiosyncratic
+variance. ``pooled_assets_`` names these assets; their train variance is pooled too.
+
 ``log_prob`` is an importance-sampling **estimate** (multivariate-T proposal around the
 variational posterior of ``z``, fixed seed); the mean and covariance are exact; the marginals (a Gaussian
 convolved with a Student-T) are computed by 1-D quadrature.
@@ -64,6 +72,12 @@ from factorgym.generators.baselines.common import (
     split_rows,
     window_moments,
     windows_before,
+)
+from factorgym.generators.baselines.pooling import (
+    MIN_OWN_TRAIN_DAYS,
+    own_history,
+    pool_factor_fit,
+    pooled_train_var,
 )
 from factorgym.generators.baselines.ppca.density import (
     NU_MAX,
@@ -123,6 +137,8 @@ class PPCAGenerator(ReturnGenerator):
         ``{"<window>/<k>": {"nu_median", and for train mode "n_iter", "converged"}}``.
     em_info_ : dict
         Iterations / convergence of the train-mode fit (empty when rolling).
+    pooled_assets_ : tuple of str
+        Assets with fewer than ``MIN_OWN_TRAIN_DAYS`` train returns (pooled parameters).
     """
 
     kind: ClassVar[str] = "ppca"
@@ -199,7 +215,7 @@ class PPCAGenerator(ReturnGenerator):
                 np.broadcast_to(self.W_, (B,) + self.W_.shape),
                 np.broadcast_to(self.sigma_, (B, self.n_assets_)),
             )
-        mu, C = window_moments(X, mean=self.mean, cov="sample", fallback_var=self.train_var_)
+        mu, C = window_moments(X, mean=self.mean, cov="sample", fallback_var=self.train_var_, absent="average")
         lam, U = eig_desc(C)
         W, psi = tipping_bishop(lam, U, np.diagonal(C, axis1=1, axis2=2), self.n_factors_)
         nu = self.nu_[0]
@@ -230,9 +246,7 @@ class PPCAGenerator(ReturnGenerator):
         N = panel.N
         seed = int((np.random.default_rng(0) if rng is None else rng).integers(2**31))
         say = progress_printer(progress)
-        train_var = np.nanvar(R[t0:t1], axis=0)
-        if not np.isfinite(train_var).all() or (train_var <= 0).any():
-            raise DataValidationError("every asset needs at least two distinct train returns")
+        train_var, pooled = pooled_train_var(R[t0:t1], panel.assets)
         ks = [self.n_factors] if self.n_factors != "auto" else [k for k in self.factor_grid if 1 <= k < N]
         windows = [self.window] if self.window != "auto" else list(self.window_grid)
         if not ks:
@@ -255,6 +269,7 @@ class PPCAGenerator(ReturnGenerator):
             else:
                 self._fit_rolling_candidates(sel, int(w), ks, train_var)
         self._adopt(sel, [f"{w}/{k}" for w in windows for k in ks], panel, train_var)
+        self.pooled_assets_ = tuple(a for a, p in zip(panel.assets, pooled, strict=True) if p)
         return self
 
     def _fit_train_candidates(self, sel: _Selection, ks: list[int]) -> None:
@@ -265,10 +280,17 @@ class PPCAGenerator(ReturnGenerator):
             key = f"train/{k}"
             if key not in sel.fitted:
                 sel.say(f"ppca: ECM fit, k={k} ...")
+                own = own_history(R[t0:t1])
+                if k >= own.sum():
+                    raise DataValidationError(
+                        f"n_factors={k} needs more than {k} assets with {MIN_OWN_TRAIN_DAYS} train days; "
+                        f"{int(own.sum())} have them"
+                    )
                 fit = fit_tppca_em(
-                    R[t0:t1], k, mean=self.mean, n_iter=self.em_iter, n_samples=self.em_samples,
-                    tol=self.em_tol, rng=np.random.default_rng([sel.seed, k]),
+                    R[t0:t1] if own.all() else R[t0:t1][:, own], k, mean=self.mean, n_iter=self.em_iter,
+                    n_samples=self.em_samples, tol=self.em_tol, rng=np.random.default_rng([sel.seed, k]),
                 )
+                fit = fit if own.all() else pool_factor_fit(fit, own)
                 sel.fitted[key] = fit
                 if sel.select:
                     lp = tfactor_log_density(
@@ -328,7 +350,7 @@ class PPCAGenerator(ReturnGenerator):
             self.em_info_ = {}
 
     def _rolling_eig(self, X: np.ndarray, train_var: np.ndarray) -> tuple[np.ndarray, ...]:
-        mu, C = window_moments(X, mean=self.mean, cov="sample", fallback_var=train_var)
+        mu, C = window_moments(X, mean=self.mean, cov="sample", fallback_var=train_var, absent="average")
         lam, U = eig_desc(C)
         return mu, lam, U, np.diagonal(C, axis1=1, axis2=2).copy()
 
@@ -380,7 +402,8 @@ class PPCAGenerator(ReturnGenerator):
         if self.window_ == "train":
             arrays.update(mu=self.mu_, W=self.W_, sigma=self.sigma_)
         fitted = {"n_factors": self.n_factors_, "window": self.window_, "validation": self.validation_,
-                  "candidates": self.candidates_, "em_info": self.em_info_}
+                  "candidates": self.candidates_, "em_info": self.em_info_,
+                  "pooled_assets": list(self.pooled_assets_)}
         write_artifact(path, self.artifact_meta(fitted=fitted), arrays)
 
     @classmethod
@@ -397,6 +420,7 @@ class PPCAGenerator(ReturnGenerator):
             gen.window_ = "train" if fitted["window"] == "train" else int(fitted["window"])
             gen.validation_ = {str(k): float(v) for k, v in fitted["validation"].items()}
             gen.em_info_ = dict(fitted["em_info"])
+            gen.pooled_assets_ = tuple(str(a) for a in fitted.get("pooled_assets", []))
             gen.candidates_ = {str(k): dict(v) for k, v in fitted["candidates"].items()}
             gen.nu_ = check_shape(path, "nu", arrays["nu"], (N,))
             gen.train_var_ = check_shape(path, "train_var", arrays["train_var"], (N,))

@@ -265,6 +265,8 @@ COLUMNS: dict[str, Column] = {
     "n_trials": Column("Trials counted", ",.0f"),
     "mcs_pvalue": Column("MCS p-value", ".3f"),
     "in_mcs_90": Column("In 90% MCS", "yesno"),
+    "spa_pvalue": Column("SPA p-value: any agent beats 1/N", ".3f"),
+    "beats_ew_stepm_90": Column("Beats 1/N (StepM 10%)", "yesno"),
     # cost sensitivity (factorgym.app.backtest.COST_COLUMNS)
     "break_even_multiplier": Column("Break-even cost (× cost model)", ".2f"),
     "break_even_cost_bps": Column("Break-even cost (bps)", ".1f"),

@@ -235,7 +235,8 @@ def saved_report(sb: SavedBacktest, title: str | None = None, *, max_weight_plot
 
 #: Columns of the multiple-testing table (see factorgym.app.backtest.INFERENCE_COLUMNS).
 _INFERENCE_SHOWN = ("sharpe_minus_ew", "sharpe_minus_ew_hac_se", "sharpe_minus_ew_hac_pvalue", "sharpe_minus_ew_boot_se", "psr",
-                    "deflated_sharpe", "deflated_sharpe_threshold", "n_trials", "mcs_pvalue", "in_mcs_90")  # fmt: skip
+                    "deflated_sharpe", "deflated_sharpe_threshold", "n_trials", "mcs_pvalue", "in_mcs_90",
+                    "spa_pvalue", "beats_ew_stepm_90")  # fmt: skip
 
 
 def _add_inference(rep: Report, sb: SavedBacktest) -> None:
@@ -251,7 +252,8 @@ def _add_inference(rep: Report, sb: SavedBacktest) -> None:
         df, "Is the edge over 1/N more than luck?", human=True,
         how="HAC p-value: Ledoit-Wolf (2008) test of equal Sharpe ratios with serially dependent returns; PSR: probability "
         "that the true Sharpe ratio is above 0; deflated Sharpe: the same against the best of the run's agents (n_trials) "
-        "had none any skill; MCS: the agents whose mean daily net return is not significantly below the best (90%).",
+        "had none any skill; MCS: the agents whose mean daily net return is not significantly below the best (90%); "
+        "SPA: p-value that no agent beats 1/N, counting every agent tried; StepM: the agents that do (10% family-wise).",
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """Statistics of a backtest's return series: stationary-bootstrap intervals of the real
 path (with their block length and per-agent seeds), the HAC Sharpe difference to 1/N, the
-probabilistic and deflated Sharpe ratios and the Model Confidence Set of the agents
-(:func:`real_path_inference`), and the mid-rank percentile of a real value among synthetic
+probabilistic and deflated Sharpe ratios, the Model Confidence Set of the agents and
+Hansen's SPA test / Romano-Wolf StepM of "does any agent beat 1/N" (:func:`real_path_inference`,
+:func:`superior_to_reference`), and the mid-rank percentile of a real value among synthetic
 ones."""
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ __all__ = [
     "BOOTSTRAP_STATS",
     "INFERENCE_COLUMNS",
     "MCS_SIZE",
+    "STEPM_SIZE",
     "agent_seed",
     "bootstrap_intervals",
     "percentile_of",
     "real_path_inference",
     "stationary_block_length",
+    "superior_to_reference",
 ]
 
 #: Bootstrapped statistics of the real path.
@@ -143,7 +146,12 @@ INFERENCE_COLUMNS: dict[str, str] = {
     "n_trials": "agents of this run counted as the trials of the deflated Sharpe ratio (every agent row, 1/N included; not the index)",
     "mcs_pvalue": "Model Confidence Set p-value on daily losses = -net return (Hansen-Lunde-Nason 2011, arch.bootstrap.MCS)",
     "in_mcs_90": "1 when the agent is in the 90% Model Confidence Set of this run's agents (best mean daily net return), else 0",
+    "spa_pvalue": "p-value of Hansen's SPA test that no agent of this run beats 1/N's mean daily net return, all agents tried counted (one per run, on every agent row)",
+    "beats_ew_stepm_90": "1 when Romano-Wolf StepM (10%, family-wise) finds the agent's mean daily net return above 1/N's, else 0",
 }
+
+#: Family-wise error rate of the StepM set (column ``beats_ew_stepm_90``).
+STEPM_SIZE = 0.10
 
 
 def real_path_inference(
@@ -169,7 +177,11 @@ def real_path_inference(
     agents' daily losses ``-net return`` (so it keeps the agents whose *mean* net return is
     not significantly below the best one's), with :data:`MCS_SIZE`, ``mcs_reps`` resamples
     (none: no MCS columns' values), a mean block length of ``block_length`` (default
-    :class:`arch.bootstrap.MCS`'s ``sqrt(T)``) and a seed derived from ``seed``.
+    :class:`arch.bootstrap.MCS`'s ``sqrt(T)``) and a seed derived from ``seed``. With the
+    same resamples, block length and seed, :func:`superior_to_reference` tests whether any
+    agent beats ``ref`` counting every agent tried: its SPA p-value is one number per run
+    (``spa_pvalue``, repeated on each agent's row) and StepM's verdict is per agent
+    (``beats_ew_stepm_90``; NaN for ``ref``).
 
     Parameters
     ----------
@@ -214,7 +226,84 @@ def real_path_inference(
         mcs = M.model_confidence_set(-mat, size=MCS_SIZE, reps=mcs_reps, block_size=block, seed=rng, names=same)
         out.loc[same, "mcs_pvalue"] = mcs["pvalue"].to_numpy()
         out.loc[same, "in_mcs_90"] = mcs["included"].to_numpy(dtype=np.float64)
+        others = [a for a in same if a != ref]
+        if others:
+            pvalue, beats = superior_to_reference(
+                np.column_stack([returns[a] for a in others]), ref_r, reps=mcs_reps, block_size=block, seed=seed,
+            )  # fmt: skip
+            out.loc[same, "spa_pvalue"] = pvalue
+            out.loc[others, "beats_ew_stepm_90"] = beats.astype(np.float64)
     return out
+
+
+def superior_to_reference(
+    returns: np.ndarray,
+    reference: np.ndarray,
+    *,
+    reps: int = 1000,
+    block_size: int | None = None,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
+    """Does any of ``K`` agents beat the reference (1/N), counting every agent tried?
+
+    Hansen's (2005) test of Superior Predictive Ability and Romano & Wolf's (2005) StepM,
+    by :class:`arch.bootstrap.SPA` (and its step-down, as :class:`arch.bootstrap.StepM`) on daily losses
+    ``-net return`` (stationary bootstrap, studentized). The null of SPA is that no agent's
+    expected daily net return is above the reference's; its p-value accounts for all ``K``
+    agents at once, so trying more agents does not make a lucky one look significant.
+    StepM names the agents whose edge survives a family-wise error rate of
+    :data:`STEPM_SIZE`. An agent whose returns equal the reference's every day is not
+    tested (it cannot beat it).
+
+    Parameters
+    ----------
+    returns : ndarray (T, K)
+        The agents' daily net returns.
+    reference : ndarray (T,)
+        The reference's daily net returns on the same days.
+    reps : int
+        Bootstrap resamples (at least 1).
+    block_size : int, optional
+        Mean block length (default :class:`arch.bootstrap.SPA`'s ``sqrt(T)``).
+    seed : int
+        Seeds both bootstraps through their own generators (same seed -> same result).
+
+    Returns
+    -------
+    pvalue : float
+        SPA's consistent p-value (NaN when no agent differs from the reference).
+    beats : ndarray (K,) of bool
+        StepM's verdict per agent.
+    """
+    from arch.bootstrap import SPA
+
+    x = np.asarray(returns, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if x.ndim != 2 or ref.shape != (x.shape[0],) or x.shape[0] < 2 or not (np.isfinite(x).all() and np.isfinite(ref).all()):
+        raise DataValidationError(f"SPA needs finite returns (T, K) and a reference (T,) with T >= 2; got {x.shape} and {ref.shape}")
+    if int(reps) < 1:
+        raise DataValidationError(f"reps must be at least 1, got {reps}")
+    beats = np.zeros(x.shape[1], dtype=bool)
+    tested = np.flatnonzero(~(x == ref[:, None]).all(axis=0))
+    if not tested.size:
+        return math.nan, beats
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(b"superior predictive ability")]))
+    spa = SPA(-ref, -x[:, tested], block_size=block_size, reps=int(reps), seed=rng)
+    spa.compute()
+    pvalue = float(spa.pvalues["consistent"])
+    # StepM's step-down on the same bootstrap draws (arch's StepM.compute fails once every
+    # model has been found superior over two or more steps: it then tests an empty set)
+    active = np.ones(tested.size, dtype=bool)
+    while active.any():
+        better = spa.better_models(STEPM_SIZE)  # only among the active models
+        if not better.size:
+            break
+        active[better] = False
+        if active.any():
+            spa.subset(active)
+            spa.compute()
+    beats[tested] = ~active
+    return pvalue, beats
 
 
 def percentile_of(value: float, sample: np.ndarray) -> float:

@@ -80,8 +80,9 @@ def real_tables(
 ) -> RealTables:
     """Metrics and bootstrap intervals of every agent (and the benchmark) on the real path;
     the Sharpe difference to the 1/N agent ``ref`` resamples the same days. The inference
-    columns (HAC Sharpe difference, probabilistic / deflated Sharpe, Model Confidence Set)
-    are :func:`~factorgym.app.backtest.statistics.real_path_inference`'s."""
+    columns (HAC Sharpe difference, probabilistic / deflated Sharpe, Model Confidence Set,
+    the SPA p-value of "any agent beats 1/N" and StepM's verdicts) are
+    :func:`~factorgym.app.backtest.statistics.real_path_inference`'s."""
     ppy, rf = cfg.periods_per_year, cfg.risk_free
     series: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
     for a in agents:

@@ -46,7 +46,6 @@ def stress(
 
     from factorgym.app.specs import read_weights
     from factorgym.app.stress import build_stress_agents
-    from factorgym.artifacts import atomic_write_text
     from factorgym.errors import DataValidationError
     from factorgym.generators.stress import (
         StressSpec,
@@ -90,9 +89,7 @@ def stress(
             rows[f"agent {name} (after costs)"] = summ
     table = pd.DataFrame.from_dict(rows, orient="index")
     summary_path = Path(str(target) + ".losses.csv")
-    if from_file is None or out is not None:
-        s.save(target)  # removes the old set's sidecars first
-    atomic_write_text(summary_path, table.to_csv())
+    s.save(target, losses=table.to_csv())  # the set, its spec and its losses swapped in as one unit
     S, H, _ = s.paths.shape  # noqa: N806
     echo_wide(f"{spec.kind}: {S} paths x {H} days from {s.context_date}; losses over the path (positive = loss):")
     echo_wide(table.to_string(float_format=lambda v: f"{v:.4f}"))
