@@ -19,6 +19,13 @@ Action modes
 ``"simplex"``
     ``N + 1`` numbers in ``[-1, 1]`` (cash last): the Euclidean projection onto the (capped)
     simplex ``{x : sum(x) = 1, lo <= x <= hi}``.
+``"residual"``
+    ``N + 1`` numbers ``a`` in ``[-1, 1]`` (cash last) read as a bounded tilt around a base
+    portfolio ``b`` (``base_weights``, default ``1/N`` fully invested; cash ``1 - sum(b)``
+    last): ``x = b + residual_scale * (a - mean(a)) / 2``, so ``sum(x) = 1`` and no entry
+    moves by more than ``residual_scale``; when ``x`` leaves the (capped) simplex it is
+    projected onto it. The zero action (any constant action) is the base portfolio exactly:
+    "do no harm" is where an untrained policy starts.
 ``"long_short"``
     ``N`` numbers ``a`` in ``[-1, 1]``: ``w = L * a / max(1, ||a||_1)`` (``L`` the gross
     leverage cap, so every gross exposure in ``[0, L]`` is reachable), then clipped to the
@@ -73,9 +80,9 @@ __all__ = [
     "validate_actions",
 ]
 
-ActionMode = Literal["weights", "softmax", "simplex", "long_short"]
+ActionMode = Literal["weights", "softmax", "simplex", "long_short", "residual"]
 #: The supported action modes.
-ACTION_MODES: tuple[str, ...] = ("weights", "softmax", "simplex", "long_short")
+ACTION_MODES: tuple[str, ...] = ("weights", "softmax", "simplex", "long_short", "residual")
 
 
 # --------------------------------------------------------------------------- maps
@@ -252,7 +259,15 @@ class ActionMapper:
         ``"weights"``, float32 in ``[-1, 1]`` otherwise.
     """
 
-    def __init__(self, mode: str, n_assets: int, constraints: Constraints, temperature: float = 0.25) -> None:
+    def __init__(
+        self,
+        mode: str,
+        n_assets: int,
+        constraints: Constraints,
+        temperature: float = 0.25,
+        residual_scale: float = 0.1,
+        base_weights: Any = None,
+    ) -> None:
         if mode not in ACTION_MODES:
             raise ActionError(f"unknown action_mode {mode!r}; expected one of {', '.join(ACTION_MODES)}")
         if not temperature > 0:
@@ -265,13 +280,15 @@ class ActionMapper:
         self._project = False
         if mode == "weights":
             self.action_space: spaces.Box = WeightsSpace(c, n)
-        elif mode in ("softmax", "simplex"):
+        elif mode in ("softmax", "simplex", "residual"):
             if not c.long_only:
                 raise InfeasibleError(f"action_mode {mode!r} produces long-only portfolios; use long_only=True constraints")
             self._simplex = c.simplex_bounds(n)
             lo, hi = self._simplex
             self._project = mode == "simplex" or bool((lo > 0).any() or (hi < 1).any())
             self.action_space = spaces.Box(-1.0, 1.0, shape=(n + 1,), dtype=np.float32)
+            if mode == "residual":
+                self._init_residual(residual_scale, base_weights)
         else:
             if c.long_only:
                 raise InfeasibleError("action_mode 'long_short' needs long_only=False constraints (Constraints.long_short())")
@@ -294,6 +311,32 @@ class ActionMapper:
         # scalar bounds enable the one-min-one-max fast path of validate_actions
         self.low = np.asarray(low[0]) if uniform else low
         self.high = np.asarray(high[0]) if uniform else high
+
+    def _init_residual(self, scale: float, base_weights: Any) -> None:
+        n = self.n_assets
+        if not 0 < float(scale) <= 1:
+            raise ActionError(f"residual_scale must be in (0, 1], got {scale}")
+        self.residual_scale = float(scale)
+        b = np.full(n, 1.0 / n) if base_weights is None else np.asarray(base_weights, dtype=np.float64)
+        if b.shape != (n,):
+            raise ActionError(f"base_weights must be {n} weights (one per asset), got shape {b.shape}")
+        cash = 1.0 - b.sum()
+        base = np.append(b, 0.0 if abs(cash) < 1e-12 else cash)  # 1/N: cash exactly 0, not a rounding error
+        lo, hi = self._simplex  # type: ignore[misc]
+        tol = self.constraints.tol
+        if (base < lo - tol).any() or (base > hi + tol).any():
+            j = int(np.argmax((base < lo - tol) | (base > hi + tol)))
+            what = "cash" if j == n else f"asset {j}"
+            raise InfeasibleError(
+                f"base_weights put {base[j]:.6g} in {what}, outside its bounds [{lo[j]:.6g}, {hi[j]:.6g}] under the constraints"
+            )
+        #: the base portfolio with cash last ``(N + 1,)``
+        self.base = base
+
+    def residual(self, actions: np.ndarray) -> np.ndarray:
+        """Simplex points ``(P, N + 1)`` of residual actions ``(P, N + 1)`` (before projection)."""
+        a = np.asarray(actions, dtype=np.float64)
+        return self.base + (0.5 * self.residual_scale) * (a - a.mean(axis=-1, keepdims=True))
 
     @property
     def action_dim(self) -> int:
@@ -332,6 +375,13 @@ class ActionMapper:
             return x[:, :n]
         if self.mode == "simplex":
             return project_box_sum(actions, *self._simplex, 1.0)[:, :n]  # type: ignore[misc]
+        if self.mode == "residual":
+            x = self.residual(actions)
+            lo, hi = self._simplex  # type: ignore[misc]
+            out = (x < lo).any(axis=-1) | (x > hi).any(axis=-1)
+            if out.any():  # only the rows that left the simplex: the others stay exact
+                x[out] = project_box_sum(x[out], lo, hi, 1.0)
+            return x[:, :n]
         return np.clip(scale_gross(actions, c.max_gross_leverage), *self._box)
 
     def cap(self, w: np.ndarray, w_drifted: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from factorgym.constraints import Constraints
 from factorgym.costs import CostModel
 from factorgym.envs.actions import ACTION_MODES
 from factorgym.envs.markets import ObservationConfig
+from factorgym.envs.randomization import DomainRandomization
 from factorgym.envs.rewards import Reward
 from factorgym.errors import ActionError, FactorGymError
 from factorgym.features import FeatureConfig, FeatureScaler
@@ -106,6 +107,20 @@ class EnvConfig:
         ``r_{t+L+1}``; until then the book keeps drifting. The first ``L`` days of an
         episode hold the starting book and its last ``L`` decisions never execute (an
         episode still has the market's horizon of steps, each earning one day).
+    turnover_penalty : float
+        Subtracted from the reward per unit of the day's turnover ``sum|w - w_d|`` (the
+        info's ``turnover``, buys plus sells), e.g. ``1e-3``; default 0 (off). It shapes the
+        reward only: wealth, costs and every metric are unchanged.
+    residual_scale : float
+        ``action_mode="residual"`` only: the largest move of one entry (asset or cash) away
+        from the base portfolio, in ``(0, 1]`` (default 0.1). See :mod:`factorgym.envs.actions`.
+    base_weights : sequence of float, optional
+        ``action_mode="residual"`` only: the base risky weights ``(N,)``, long-only with
+        ``sum <= 1`` (cash is the rest); default ``1/N`` fully invested.
+    randomization : DomainRandomization or mapping, optional
+        Per-episode domain randomisation of training episodes (volatility scale, cost
+        scale, asset-order permutation; :mod:`factorgym.envs.randomization`), off by
+        default. :meth:`for_evaluation` drops it.
 
     ``cost_model=None`` and ``constraints=None`` are resolved to the defaults above, so the
     saved configuration states the rates and constraints actually used.
@@ -125,6 +140,10 @@ class EnvConfig:
     moments: str | None = None
     initial_weights: tuple[float, ...] | None = None
     execution_lag: int = 0
+    turnover_penalty: float = 0.0
+    residual_scale: float = 0.1
+    base_weights: tuple[float, ...] | None = None
+    randomization: DomainRandomization | None = None
 
     def __post_init__(self) -> None:
         if self.action_mode not in ACTION_MODES:
@@ -162,6 +181,43 @@ class EnvConfig:
             if w0.ndim != 1:
                 raise ActionError(f"initial_weights must be a 1-D sequence of weights, got shape {w0.shape}")
             object.__setattr__(self, "initial_weights", tuple(float(x) for x in w0))
+        self._check_training_options()
+
+    def _check_training_options(self) -> None:
+        """Validate turnover_penalty, residual_scale, base_weights and randomization."""
+        tp = self.turnover_penalty
+        if isinstance(tp, bool) or not isinstance(tp, int | float | np.floating | np.integer) or not math.isfinite(tp) or tp < 0:
+            raise FactorGymError(f"turnover_penalty must be a finite number >= 0, got {tp!r}")
+        object.__setattr__(self, "turnover_penalty", float(tp))
+        rs = self.residual_scale
+        if isinstance(rs, bool) or not isinstance(rs, int | float | np.floating | np.integer) or not 0 < rs <= 1:
+            raise FactorGymError(f"residual_scale must be a number in (0, 1], got {rs!r}")
+        object.__setattr__(self, "residual_scale", float(rs))
+        if self.base_weights is not None:
+            try:
+                b = np.asarray(self.base_weights, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise FactorGymError(f"base_weights must be a sequence of numbers, got {self.base_weights!r}") from None
+            if b.ndim != 1 or b.size == 0 or not np.isfinite(b).all() or (b < 0).any() or b.sum() > 1 + 1e-9:
+                raise FactorGymError(
+                    f"base_weights must be finite long-only risky weights summing to at most 1, got {self.base_weights!r}"
+                )
+            if self.action_mode != "residual":
+                raise FactorGymError(f"base_weights apply to action_mode 'residual' only, not {self.action_mode!r}")
+            object.__setattr__(self, "base_weights", tuple(float(x) for x in b))
+        object.__setattr__(self, "randomization", DomainRandomization.coerce(self.randomization))
+        if self.randomization is not None and self.randomization.vol_scale is not None and (
+            self.features is not None or self.moments is not None
+        ):
+            raise FactorGymError(
+                "randomization vol_scale rescales the returns but not features or moments observations; "
+                "drop vol_scale or those observations"
+            )
+
+    def for_evaluation(self) -> EnvConfig:
+        """This configuration without its training-only domain randomisation (how agents are
+        evaluated on real data)."""
+        return self if self.randomization is None else replace(self, randomization=None)
 
     @classmethod
     def merged(cls, config: EnvConfig | Mapping[str, Any] | None = None, **options: Any) -> EnvConfig:
@@ -260,6 +316,10 @@ class EnvConfig:
             "moments": self.moments,
             "initial_weights": None if self.initial_weights is None else list(self.initial_weights),
             "execution_lag": self.execution_lag,
+            "turnover_penalty": self.turnover_penalty,
+            "residual_scale": self.residual_scale,
+            "base_weights": None if self.base_weights is None else list(self.base_weights),
+            "randomization": None if self.randomization is None else self.randomization.to_dict(),
         }
 
     def kwargs(self) -> dict[str, Any]:

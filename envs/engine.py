@@ -24,6 +24,7 @@ from factorgym.envs.accounting import CostFunction, settle_day, with_cash
 from factorgym.envs.actions import ActionMapper
 from factorgym.envs.config import EnvConfig
 from factorgym.envs.markets import HistoricalMarket, Market, StartSpec
+from factorgym.envs.randomization import MIN_SCALED_RETURN, EpisodeDraw
 from factorgym.envs.rewards import make_reward
 from factorgym.errors import ActionError, DataValidationError, FactorGymError
 
@@ -111,9 +112,17 @@ class PortfolioEngine:
         self.paths = market.open(P, self.obs_config)
         assert cfg.constraints is not None and cfg.cost_model is not None  # resolved by EnvConfig
         self.constraints: Constraints = cfg.constraints
-        self.mapper = ActionMapper(cfg.action_mode, N, self.constraints, cfg.temperature)
+        self.mapper = ActionMapper(cfg.action_mode, N, self.constraints, cfg.temperature, cfg.residual_scale, cfg.base_weights)
         self.cost_model: CostModel = cfg.cost_model
         self._cost_fn = CostFunction(self.cost_model, N)  # also validates per-asset rate shapes
+        self.turnover_penalty = float(cfg.turnover_penalty)
+        self.randomization = cfg.randomization
+        #: per-path randomisation draws (identity when randomisation is off)
+        self.draws: list[EpisodeDraw] = [EpisodeDraw()] * P
+        self._vol = np.ones(P)
+        self._perm = np.tile(np.arange(N), (P, 1)) if (cfg.randomization is not None and cfg.randomization.permute_assets) else None
+        if cfg.randomization is not None and cfg.randomization.cost_scale is not None:
+            self._cost_fn = _ScaledCost(self.cost_model, N, P)
         self.reward_fn = make_reward(cfg.reward, P, **cfg.reward_kwargs)
         self.risk_free = float(cfg.risk_free)
         self.ruin_threshold = float(cfg.ruin_threshold)
@@ -178,6 +187,15 @@ class PortfolioEngine:
         for p, s, d in zip(idx.tolist(), episode_seeds, self.paths.start_dates(idx), strict=True):
             self.episode_seeds[p] = int(s)
             self._start_dates[p] = d
+        if self.randomization is not None:
+            for p, s in zip(idx.tolist(), episode_seeds, strict=True):
+                d = self.draws[p] = self.randomization.draw(int(s), self.n_assets)
+                self._vol[p] = d.vol_scale
+                if isinstance(self._cost_fn, _ScaledCost):
+                    self._cost_fn.scale[p] = d.cost_scale
+                if self._perm is not None:
+                    assert d.permutation is not None
+                    self._perm[p] = d.permutation
         self.reward_fn.reset(idx, self.wealth[idx])
         self.active[idx] = True
 
@@ -190,6 +208,8 @@ class PortfolioEngine:
             p = int(np.argmin(self.active))
             raise FactorGymError(f"path {p} has no running episode: call reset() first (after it ended)")
         a = actions if validated else self.mapper.validate(actions, self.n_paths)
+        if self._perm is not None:
+            a = self._unpermute(a)
         mapper, wd = self.mapper, self.w_drifted
         tradable = self.paths.tradable()  # of today's close, where the trade happens
         if self.lag == 0:
@@ -213,18 +233,52 @@ class PortfolioEngine:
         if gone is not None and (gone & (w != 0.0)).any():
             held = np.where(gone, 0.0, w)  # settled into cash at today's (its last) close
         r = self.paths.step()
+        if self.randomization is not None and self.randomization.vol_scale is not None:
+            r = np.maximum(r * self._vol[:, None], MIN_SCALED_RETURN)
         acc = settle_day(self.wealth, w, wd, r, self._cost_fn, self.risk_free, held=None if held is w else held)
         self.held = held
         self.wealth = acc.wealth
         self.w_drifted = acc.drifted
         self.net_return, self.cost, self.turnover = acc.net_return, acc.cost, acc.turnover
         reward = self.reward_fn(acc.net_return, acc.wealth)
+        if self.turnover_penalty:
+            reward = reward - self.turnover_penalty * acc.turnover
         self.steps += 1
         terminated = acc.wealth <= self.ruin_threshold
         self.ruined = terminated.copy()
         truncated = (self.steps >= self.paths.horizons) & ~terminated
         self.active &= ~(terminated | truncated)
         return reward, terminated, truncated
+
+    def _unpermute(self, a: np.ndarray) -> np.ndarray:
+        """Actions ``(P, D)`` read in each path's permuted asset order, in the real order
+        (column ``j`` of a permuted action belongs to real asset ``perm[j]``; cash stays last)."""
+        assert self._perm is not None
+        n = self.n_assets
+        out = np.array(a, dtype=np.float64)
+        np.put_along_axis(out[:, :n], self._perm, a[:, :n], axis=1)
+        return out
+
+    def _permute_obs(self, obs: dict[str, np.ndarray], idx: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Observations in each path's permuted asset order (column ``j`` shows ``perm[j]``)."""
+        assert self._perm is not None
+        perm = self._perm if idx is None else self._perm[idx]
+        n = self.n_assets
+        out = dict(obs)
+        out["returns"] = np.take_along_axis(obs["returns"], perm[:, None, :], axis=2)
+        if "mask" in obs:
+            out["mask"] = np.take_along_axis(obs["mask"], perm[:, None, :], axis=2)
+        w = obs["weights"].copy()
+        w[:, :n] = np.take_along_axis(obs["weights"][:, :n], perm, axis=1)
+        out["weights"] = w
+        if "features" in obs:
+            out["features"] = np.take_along_axis(obs["features"], perm[:, :, None], axis=1)
+        if "moments" in obs:
+            m = np.take_along_axis(obs["moments"], perm[:, None, :], axis=2)
+            if self.obs_config.moments == "cov":  # rows 1.. are the covariance: permute them too
+                m[:, 1:] = np.take_along_axis(m[:, 1:], perm[:, :, None], axis=1)
+            out["moments"] = m
+        return out
 
     def _refuse_absent(self, w: np.ndarray, wd: np.ndarray, bad: np.ndarray) -> None:
         """Raise :class:`ActionError` naming the first asset a ``"weights"`` action would buy
@@ -252,6 +306,12 @@ class PortfolioEngine:
             obs["features"] = paths.features(idx)
         if self.obs_config.moments is not None:
             obs["moments"] = paths.moments(idx)
+        if self.randomization is not None:
+            if self.randomization.vol_scale is not None:
+                vol = self._vol if idx is None else self._vol[idx]
+                obs["returns"] = np.maximum(obs["returns"] * vol[:, None, None], MIN_SCALED_RETURN)
+            if self._perm is not None:
+                obs = self._permute_obs(obs, idx)
         return obs
 
     def infos(self, idx: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -260,7 +320,7 @@ class PortfolioEngine:
         ids = range(self.n_paths) if idx is None else np.asarray(idx).tolist()
         dates = self.paths.dates()
         starts = self._start_dates
-        return [
+        out = [
             {
                 "wealth": w,
                 "net_return": r,
@@ -284,3 +344,25 @@ class PortfolioEngine:
                 strict=True,
             )
         ]
+        sources = getattr(self.paths, "path_sources", None)
+        if sources is not None:  # a mixture market: which source each episode drew
+            names = sources()
+            for p, info in zip(ids, out, strict=True):
+                info["market_source"] = names[p]
+        if self.randomization is not None:
+            for p, info in zip(ids, out, strict=True):
+                info["randomization"] = self.draws[p].info()
+        return out
+
+
+class _ScaledCost(CostFunction):
+    """A :class:`CostFunction` whose costs are multiplied by a per-path factor ``scale`` ``(P,)``
+    (domain randomisation of cost rates)."""
+
+    def __init__(self, cost_model: CostModel, n_assets: int, n_paths: int) -> None:
+        super().__init__(cost_model, n_assets)
+        self.scale = np.ones(int(n_paths))
+
+    def cost_and_turnover(self, w_target: np.ndarray, w_drifted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, to = super().cost_and_turnover(w_target, w_drifted)
+        return c * self.scale, to

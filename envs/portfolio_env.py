@@ -80,6 +80,8 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       ``softmax(a / temperature)``, projected onto the capped simplex when caps bind.
     * ``"simplex"``: ``Box(-1, 1, (N + 1,), float32)``, Euclidean projection onto the simplex.
     * ``"long_short"``: ``Box(-1, 1, (N,), float32)``; ``w = L a / max(1, ||a||_1)``, box-clipped.
+    * ``"residual"``: ``Box(-1, 1, (N + 1,), float32)``, a tilt of at most ``residual_scale``
+      per entry around ``base_weights`` (default ``1/N``); the zero action is the base.
     * ``"weights"``: ``WeightsSpace`` (a float64 ``Box`` of per-asset bounds whose samples are
       feasible): the target risky weights themselves, checked against ``constraints`` with
       absolute tolerance 1e-8 and never altered; an infeasible vector raises
@@ -155,7 +157,10 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       12.5 bps sells, no impact).
     * ``reward``, ``reward_kwargs``; ``risk_free`` (daily cash rate, default 0);
       ``ruin_threshold``; ``features``, ``feature_scaler``, ``moments``; ``initial_weights``;
-      ``execution_lag`` (days, default 0); ``render_mode`` (``"ansi"``).
+      ``execution_lag`` (days, default 0); ``turnover_penalty`` (reward shaping per unit of
+      turnover, default 0); ``residual_scale``, ``base_weights`` (``"residual"`` mode);
+      ``randomization`` (per-episode domain randomisation, :mod:`factorgym.envs.randomization`;
+      its draws in ``info["randomization"]``); ``render_mode`` (``"ansi"``).
 
     ``reset(options=...)`` accepts ``"episode_seed"`` (a whole number ``>= 0``) and
     ``"start"`` (a date, the last trading day on or before it, or a panel row); any other

@@ -377,7 +377,9 @@ def test_train_agent_cli(data, tmp_path):
 def test_ppo_learns_to_hold_the_asset_with_the_highest_drift(tmp_path):
     """The wiring reward -> policy works: in a simulator where asset 0 drifts up strongly
     (+0.4%/day), PPO learns to hold mostly asset 0 (an untrained softmax policy holds about
-    1/5 of each entry). Seeds 0, 1, 2 reached 0.88, 0.95 and 0.69 after 24,576 steps (~4 s)."""
+    1/5 of each entry). Seeds 0, 1, 2 reached 0.88, 0.95 and 0.69 after 24,576 steps (~4 s)
+    with SB3's unit initial action std (``log_std_init=0``; factorgym's default -1 reached
+    0.51 with seed 0, -2 did not learn: 0.19)."""
     panel = make_panel(T=600, N=4, seed=5)
     r = np.array(panel.returns)
     r[:, 0] += 0.004
@@ -386,7 +388,7 @@ def test_ppo_learns_to_hold_the_asset_with_the_highest_drift(tmp_path):
     markets = Markets.from_objects(panel, split, fitted_generator(split.part(panel, "train"), phi=0.0), horizon=64)
     agent = train_agent("ppo", markets, out_dir=tmp_path / "ppo", total_timesteps=24_576, n_envs=8, seed=0,
                         env_kwargs={"window": 5}, algo_kwargs={"n_steps": 128, "batch_size": 256, "n_epochs": 5,
-                                                               "learning_rate": 1e-3, "policy_kwargs": {"net_arch": [32]}},
+                                                               "learning_rate": 1e-3, "policy_kwargs": {"net_arch": [32], "log_std_init": 0.0}},
                         eval_freq=0)  # fmt: skip
     env = VecPortfolioEnv(markets.train, 16, seed=1, window=5)
     obs = env.reset()

@@ -46,6 +46,7 @@ action_mode    ppo    a2c    sac    td3
 softmax        yes    yes    yes    yes
 simplex        yes    yes    yes    yes
 long_short     yes    yes    yes    yes
+residual       yes    yes    yes    yes
 weights        no     no     no     no
 =============  =====  =====  =====  =====
 
@@ -83,27 +84,44 @@ Example
 >>> test = meta.market.build().heldout("test")       # real 2019+ history   # doctest: +SKIP
 >>> evaluate_policy_on(model, test, env=meta).summary()                     # doctest: +SKIP
 
+Training-market tools (issue 14)
+--------------------------------
+Mixture markets (``MarketSpec(mixture=[("historical", 1), (run, 1)])``) and anchored
+generative rollouts (``anchor_every=K``); domain randomisation, a turnover penalty and
+residual actions as environment options (``EnvConfig.randomization``, ``turnover_penalty``,
+``action_mode="residual"``); observation/reward normalisation saved with the model
+(``normalize_obs``, ``normalize_reward``; :mod:`~factorgym.agents.rl.normalize`); checkpoint
+selection on rolling validation windows (``eval_stride``); the decomposition of every
+evaluation's real-validation return against ``1/N`` into allocation, costs and
+concentration (:mod:`~factorgym.agents.rl.diagnose`); the seed ensemble is
+:class:`factorgym.agents.ensemble.SeedEnsemble`.
+
 Layout
 ------
 :mod:`~factorgym.agents.rl.markets` (:class:`MarketSpec`, :class:`Markets`),
 :mod:`~factorgym.agents.rl.algos` (algorithms, compatibility, keyword arguments),
 :mod:`~factorgym.agents.rl.train` (:func:`train_agent`),
 :mod:`~factorgym.agents.rl.evaluate` (:func:`evaluate_policy_on`, :func:`policy_gap`),
-:mod:`~factorgym.agents.rl.callbacks` (validation, progress) and
-:mod:`~factorgym.agents.rl.persistence` (the agent folder, :func:`load_agent`).
+:mod:`~factorgym.agents.rl.callbacks` (validation, progress),
+:mod:`~factorgym.agents.rl.persistence` (the agent folder, :func:`load_agent`),
+:mod:`~factorgym.agents.rl.normalize` (observation statistics saved with the model) and
+:mod:`~factorgym.agents.rl.diagnose` (the return decomposition).
 """
 
 from __future__ import annotations
 
 from factorgym.agents.rl.algos import ALGOS, RL_ACTION_MODES, check_compatible
 from factorgym.agents.rl.callbacks import TrainingProgress, ValidationCallback
+from factorgym.agents.rl.diagnose import decompose, diagnose_checkpoints, diagnosis_frame
 from factorgym.agents.rl.evaluate import (
     PolicyEvaluation,
     evaluate_policy_on,
     evaluation_starts,
     policy_gap,
+    rolling_starts,
 )
 from factorgym.agents.rl.markets import Markets, MarketSpec
+from factorgym.agents.rl.normalize import NormalizedPolicy, ObsNormalizer
 from factorgym.agents.rl.persistence import AgentMeta, TrainedAgent, load_agent
 from factorgym.agents.rl.train import train_agent
 from factorgym.envs.config import EnvConfig
@@ -115,14 +133,20 @@ __all__ = [
     "EnvConfig",
     "MarketSpec",
     "Markets",
+    "NormalizedPolicy",
+    "ObsNormalizer",
     "PolicyEvaluation",
     "TrainedAgent",
     "TrainingProgress",
     "ValidationCallback",
     "check_compatible",
+    "decompose",
+    "diagnose_checkpoints",
+    "diagnosis_frame",
     "evaluate_policy_on",
     "evaluation_starts",
     "load_agent",
     "policy_gap",
+    "rolling_starts",
     "train_agent",
 ]

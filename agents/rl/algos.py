@@ -17,19 +17,46 @@ from factorgym.errors import FactorGymError
 if TYPE_CHECKING:
     pass
 
-__all__ = ["ALGOS", "DEFAULT_BUFFER_CAP", "DEFAULT_TD3_NOISE", "RL_ACTION_MODES", "algo_kwargs", "check_algo_kwargs", "check_compatible"]
+__all__ = [
+    "ALGOS", "DEFAULT_BUFFER_CAP", "DEFAULT_LOG_STD_INIT", "DEFAULT_PPO_BATCH", "DEFAULT_PPO_N_STEPS", "DEFAULT_TD3_NOISE",
+    "DEVICES", "RL_ACTION_MODES", "algo_kwargs", "check_algo_kwargs", "check_compatible", "check_device",
+]  # fmt: skip
 
 
 #: SB3 algorithm classes by name.
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3}
 #: Environment action modes an RL policy can act in (see the module docstring).
-RL_ACTION_MODES: tuple[str, ...] = ("softmax", "simplex", "long_short")
+RL_ACTION_MODES: tuple[str, ...] = ("softmax", "simplex", "long_short", "residual")
 
 #: Default SAC/TD3 replay buffer cap: float64 Dict observations cost about
 #: ``2 * 8 * (window * N + N + 1)`` bytes per transition (about 6.7 kB for sp500, window 20).
 DEFAULT_BUFFER_CAP = 100_000
 #: Default std of TD3's Gaussian exploration noise (SB3 adds none unless given one).
 DEFAULT_TD3_NOISE = 0.1
+#: PPO's default rollout length per path (SB3's 2048 x 16 paths made 7 updates in 200k
+#: steps; 256 x 8 paths is 2,048 steps a rollout: 48 updates in the CLI's 100k steps).
+DEFAULT_PPO_N_STEPS = 256
+#: PPO's default minibatch when neither ``n_steps`` nor ``batch_size`` is given.
+DEFAULT_PPO_BATCH = 256
+#: Initial log-std of PPO/A2C's Gaussian policy (SB3: 0, std 1). Exploration turnover of
+#: zero-mean actions on sp500 (per day, sum |w - w_d|), log-std 0 / -1 / -2: softmax at
+#: temperature 0.25: 1.44 / 1.24 / 0.55; temperature 1: 0.70 / 0.38 / 0.14; residual mode
+#: with scale 0.1: 0.79 / 0.40 / 0.15. Lower is not free: in the drift test of
+#: tests/test_rl.py (24,576 steps) softmax 0.25 reached a weight of 0.88 on the drifting
+#: asset with log-std 0, 0.51 with -1, 0.19 (no learning) with -2. -1 is the compromise;
+#: quieter exploration is better bought with the temperature or the residual mode.
+DEFAULT_LOG_STD_INIT = -1.0
+#: Accepted ``device`` values (also ``"cuda:N"``).
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, else a
+    :class:`FactorGymError` naming it."""
+    d = device if isinstance(device, str) else None
+    if d is None or not (d in DEVICES or (d.startswith("cuda:") and d[5:].isdigit())):
+        raise FactorGymError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}")
+    return d
 
 
 def check_compatible(algo: str, action_mode: str, action_space: spaces.Space | None = None) -> None:
@@ -120,13 +147,28 @@ _ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "Lea
 def algo_kwargs(
     algo: str, user: Mapping[str, Any] | None, total_timesteps: int, action_dim: int
 ) -> dict[str, Any]:
-    """SB3 keyword arguments: factorgym's few defaults, then the user's (which win)."""
+    """SB3 keyword arguments: factorgym's few defaults, then the user's (which win).
+
+    Defaults differing from SB3's: ``device="cpu"``; PPO ``n_steps=256`` (and
+    ``batch_size=256`` when neither is given); PPO/A2C ``policy_kwargs["log_std_init"]=-1``;
+    SAC/TD3 ``buffer_size`` capped; TD3 ``action_noise=0.1``.
+    """
     kw: dict[str, Any] = {"device": "cpu", "verbose": 0}
+    given = dict(user or {})
+    if algo == "ppo" and "n_steps" not in given:
+        kw["n_steps"] = DEFAULT_PPO_N_STEPS
+        if "batch_size" not in given:
+            kw["batch_size"] = DEFAULT_PPO_BATCH
+    if algo in ("ppo", "a2c") and "log_std_init" not in dict(given.get("policy_kwargs") or {}):
+        kw["policy_kwargs"] = {**dict(given.get("policy_kwargs") or {}), "log_std_init": DEFAULT_LOG_STD_INIT}
+        given["policy_kwargs"] = kw["policy_kwargs"]
     if algo in ("sac", "td3"):
         kw["buffer_size"] = int(min(DEFAULT_BUFFER_CAP, max(total_timesteps, 1)))
     if algo == "td3":
         kw["action_noise"] = DEFAULT_TD3_NOISE
-    kw.update(dict(user or {}))
+    kw.update(given)
+    if "device" in kw:
+        check_device(kw["device"])
     for k in ("policy", "env", "seed", "tensorboard_log"):
         if k in kw:
             raise FactorGymError(f"algo_kwargs may not set {k!r}; train_agent sets it")

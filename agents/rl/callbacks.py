@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from factorgym.agents.rl.evaluate import score_rollout
+from factorgym.agents.rl.diagnose import decompose, reference_run
+from factorgym.agents.rl.evaluate import score_run
+from factorgym.agents.rl.normalize import BEST_NORMALIZER_NAME, NormalizedPolicy, ObsNormalizer
 from factorgym.agents.rl.persistence import BEST_NAME, EVALS_NAME, save_model
 from factorgym.artifacts import atomic_write_text
+from factorgym.envs.rollout import rollout
 from factorgym.envs.vec_env import VecPortfolioEnv
 from factorgym.errors import FactorGymError
 from factorgym.jsonable import jsonable
@@ -41,6 +44,12 @@ class ValidationCallback(BaseCallback):
     final model). Evaluation draws no random numbers, so it does not change training.
     It also records ``market/episode_log_wealth``, the log-wealth of finished *training*
     episodes.
+
+    Each evaluation also holds ``diagnosis``: the decomposition of the validation return
+    against ``1/N`` on the same episodes into allocation, costs and concentration
+    (:func:`~factorgym.agents.rl.diagnose.decompose`). When the training env is SB3's
+    ``VecNormalize``, the policy is evaluated on observations normalised with the statistics
+    of that moment (frozen), and ``best_normalizer.json`` is saved with ``best_model.zip``.
 
     Parameters
     ----------
@@ -82,6 +91,8 @@ class ValidationCallback(BaseCallback):
         self.eval_seconds = 0.0
         self._next_eval = self.eval_freq
         self._last_eval_step = -1
+        self._reference: Any = None
+        self.best_normalizer_sha256: str | None = None
 
     def _on_step(self) -> bool:
         dones = self.locals.get("dones")
@@ -107,7 +118,11 @@ class ValidationCallback(BaseCallback):
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now; returns the record appended to :attr:`evaluations`."""
         t0 = time.perf_counter()
-        res = score_rollout(self.model, self.eval_env, seed=self.seed, starts=self.starts, deterministic=True)
+        norm = self.normalizer()
+        policy = self.model if norm is None else NormalizedPolicy(self.model, norm)
+        run = rollout(policy, self.eval_env, options=[{"start": s} for s in self.starts], seed=self.seed,
+                      deterministic=True, record_weights=True, label="validation")  # fmt: skip
+        res = score_run(run, self.eval_env)
         s = res.summary()
         rec = {
             "timesteps": int(self.num_timesteps),
@@ -117,17 +132,25 @@ class ValidationCallback(BaseCallback):
             "log_wealth": res.log_wealth.tolist(),
             "sharpe": res.sharpe.tolist(),
             "start_dates": [str(d) for d in res.episodes["start_date"]],
+            "diagnosis": self._diagnosis(run),
         }
         self.evaluations.append(rec)
         self._last_eval_step = self.num_timesteps
         self.logger.record("eval/mean_log_wealth", s["mean_log_wealth"])
         self.logger.record("eval/std_log_wealth", s["std_log_wealth"])
         self.logger.record("eval/mean_sharpe", s["mean_sharpe"])
+        for k in ("excess_log_wealth", "allocation", "costs", "effective_n"):
+            if rec["diagnosis"] is not None:
+                self.logger.record(f"diagnosis/{k}", rec["diagnosis"][k])
         improved = s["mean_log_wealth"] > self.best_mean_log_wealth
         if improved:
             self.best_mean_log_wealth = s["mean_log_wealth"]
             self.best_timestep = int(self.num_timesteps)
             self.best_sha256 = save_model(self.model, self.out_dir / BEST_NAME)
+            if norm is not None:
+                text = json.dumps(jsonable(norm.to_dict()))
+                atomic_write_text(self.out_dir / BEST_NORMALIZER_NAME, text)
+                self.best_normalizer_sha256 = _sha(text)
         self.logger.record("eval/best_mean_log_wealth", self.best_mean_log_wealth)
         self.logger.dump(self.num_timesteps)
         atomic_write_text(self.out_dir / EVALS_NAME, json.dumps(jsonable(self.evaluations), indent=1))
@@ -138,6 +161,35 @@ class ValidationCallback(BaseCallback):
                 f"mean Sharpe {s['mean_sharpe']:+.2f}{'  (best)' if improved else ''}"
             )
         return rec
+
+
+    def _diagnosis(self, run: Any) -> dict[str, float] | None:
+        """The decomposition against 1/N on the same episodes (``None`` where 1/N cannot run
+        in this environment, e.g. under a turnover cap it would break, or episodes differ)."""
+        if self._reference is None:
+            try:
+                self._reference = reference_run(self.eval_env, self.starts, self.seed)
+            except FactorGymError:
+                self._reference = False
+        if self._reference is False:
+            return None
+        try:
+            return decompose(run, self._reference)
+        except FactorGymError:
+            return None
+
+    def normalizer(self) -> ObsNormalizer | None:
+        """The training env's current observation statistics (``None`` without ``VecNormalize``)."""
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        env = getattr(self, "training_env", None)
+        return ObsNormalizer.from_vecnormalize(env) if isinstance(env, VecNormalize) and env.norm_obs else None
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TrainingProgress(BaseCallback):

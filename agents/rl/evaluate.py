@@ -23,7 +23,10 @@ from factorgym.generators.base import torch_threads as torch_thread_limit
 if TYPE_CHECKING:
     pass
 
-__all__ = ["PERIODS_PER_YEAR", "PolicyEvaluation", "check_policy_spaces", "evaluate_policy_on", "evaluation_starts", "policy_gap", "score_rollout"]
+__all__ = [
+    "PERIODS_PER_YEAR", "PolicyEvaluation", "check_policy_spaces", "evaluate_policy_on", "evaluation_starts", "policy_gap",
+    "rolling_starts", "score_rollout", "score_run",
+]  # fmt: skip
 
 
 #: Trading days a year (annualisation).
@@ -42,6 +45,18 @@ def evaluation_starts(market: Market, config: EnvConfig | Mapping[str, Any] | No
     cfg = EnvConfig.coerce(config)
     lo, hi = market.open(1, cfg.observation_config).start_range()
     return sorted({int(round(x)) for x in np.linspace(lo, hi, int(n_episodes))})
+
+
+def rolling_starts(market: Market, config: EnvConfig | Mapping[str, Any] | None, stride: int) -> list[int]:
+    """Start rows every ``stride`` days over ``market``'s allowed start range (rolling,
+    overlapping windows when ``stride`` is shorter than the horizon): more validation
+    episodes than disjoint ones, for checkpoint selection that can tell checkpoints apart.
+    The last allowed start is always included."""
+    if isinstance(stride, bool) or not isinstance(stride, int | np.integer) or stride < 1:
+        raise FactorGymError(f"eval_stride must be a whole number of days >= 1, got {stride!r}")
+    cfg = EnvConfig.coerce(config)
+    lo, hi = market.open(1, cfg.observation_config).start_range()
+    return sorted({*range(lo, hi + 1, int(stride)), hi})
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,11 @@ def score_rollout(
         policy, env, options=None if starts is None else [{"start": int(s)} for s in starts],
         seed=seed, deterministic=deterministic,
     )  # fmt: skip
+    return score_run(run, env)
+
+
+def score_run(run: Any, env: VecPortfolioEnv) -> PolicyEvaluation:
+    """The :class:`PolicyEvaluation` of a finished :func:`~factorgym.envs.rollout.rollout` on ``env``."""
     final_wealth = run.final_wealth()
     risk_free = env.config.risk_free
     rows, rets = [], []
@@ -203,7 +223,8 @@ def evaluate_policy_on(
         (its start day on random-start markets, its generator stream on generative ones).
     env : EnvConfig, mapping, AgentMeta or None
         The environment configuration; an :class:`AgentMeta` also checks that ``market``
-        has the agent's assets, in order.
+        has the agent's assets, in order. Its domain randomisation, if any, is not applied
+        (:meth:`~factorgym.envs.config.EnvConfig.for_evaluation`).
     starts : sequence of int (panel rows) or dates, optional
         Fixed start days, e.g. :func:`evaluation_starts`.
     deterministic : bool
@@ -224,6 +245,7 @@ def evaluate_policy_on(
         cfg = env.env
     else:
         cfg = EnvConfig.coerce(env)
+    cfg = cfg.for_evaluation()  # domain randomisation is for training only
     start_list = None if starts is None else [_start_row(market, s) for s in starts]
     total = len(start_list) if start_list is not None else int(n_episodes)
     if total < 1:

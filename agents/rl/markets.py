@@ -13,6 +13,7 @@ import pandas as pd
 
 from factorgym.data import ReturnPanel, Split
 from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market
+from factorgym.envs.markets.mixture import AnchoredMarket, MixtureMarket
 from factorgym.errors import DataValidationError, FactorGymError
 from factorgym.features import FeatureConfig, FeatureScaler, compute_features
 from factorgym.io import is_dataset_name, load_source, same_source
@@ -46,6 +47,16 @@ class MarketSpec:
         the generator was fitted or selected on), else :class:`~factorgym.data.Split`'s.
     horizon : int
         Steps per training episode (default 252, one trading year).
+    mixture : sequence of (source, weight), optional
+        A mixture market (:class:`~factorgym.envs.markets.mixture.MixtureMarket`): each
+        training episode draws its market from these sources (``"historical"`` or generator
+        run folders, all on this dataset and split) with these weights, and records the
+        source in ``info["market_source"]``. ``source`` is then ``"mixture"`` (set for you).
+        Pairs may also be given as ``{"source": ..., "weight": ...}`` mappings.
+    anchor_every : int, optional
+        Generator markets (alone or in a mixture) restart their simulated paths from real
+        history every ``anchor_every`` days
+        (:class:`~factorgym.envs.markets.mixture.AnchoredMarket`); default never.
     """
 
     source: str = "historical"
@@ -53,9 +64,22 @@ class MarketSpec:
     train_end: str | None = None
     val_end: str | None = None
     horizon: int = 252
+    mixture: tuple[tuple[str, float], ...] | None = None
+    anchor_every: int | None = None
 
     def __post_init__(self) -> None:
         from factorgym.data.validation import parse_iso_date
+
+        if self.mixture is not None:
+            object.__setattr__(self, "mixture", _mixture_pairs(self.mixture))
+            if self.source not in ("historical", "mixture"):
+                raise FactorGymError(f"a mixture market takes its sources from mixture=, not source={self.source!r}")
+            object.__setattr__(self, "source", "mixture")
+        elif self.source == "mixture":
+            raise FactorGymError("source 'mixture' needs mixture=[(source, weight), ...]")
+        ae = self.anchor_every
+        if ae is not None and (isinstance(ae, bool) or not isinstance(ae, numbers.Integral) or int(ae) < 1):
+            raise FactorGymError(f"anchor_every must be a whole number of days >= 1, got {ae!r}")
 
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, numbers.Integral) or int(self.horizon) < 1:
             raise FactorGymError(f"horizon must be at least 1 step, got {self.horizon!r}")
@@ -73,14 +97,20 @@ class MarketSpec:
         return self.source == "historical"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"source": self.source, "dataset": self.dataset, "train_end": self.train_end,
-                "val_end": self.val_end, "horizon": self.horizon}  # fmt: skip
+        """JSON form (``mixture`` and ``anchor_every`` only when set)."""
+        d: dict[str, Any] = {"source": self.source, "dataset": self.dataset, "train_end": self.train_end,
+                             "val_end": self.val_end, "horizon": self.horizon}  # fmt: skip
+        if self.mixture is not None:
+            d["mixture"] = [[s, w] for s, w in self.mixture]
+        if self.anchor_every is not None:
+            d["anchor_every"] = int(self.anchor_every)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MarketSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{k: d[k] for k in ("source", "dataset", "train_end", "val_end", "horizon") if k in d})
+        keys = ("source", "dataset", "train_end", "val_end", "horizon", "mixture", "anchor_every")
+        return cls(**{k: d[k] for k in keys if k in d})
 
     def build(self, panel: ReturnPanel | None = None) -> Markets:
         """Load the data (and the generator) and build the markets.
@@ -92,6 +122,10 @@ class MarketSpec:
         """
         from factorgym.generators.runs import load_run
 
+        if self.mixture is not None:
+            return self._build_mixture(panel)
+        if self.anchor_every is not None and self.is_historical:
+            raise FactorGymError("anchor_every applies to generator markets, not to historical replay")
         if self.source.startswith(IN_MEMORY) or (panel is None and str(self.dataset or "").startswith(IN_MEMORY)):
             raise FactorGymError(
                 f"this agent was trained on an {self.source} market, which cannot be rebuilt from its "
@@ -134,6 +168,26 @@ class MarketSpec:
         resolved = replace(self, source=source, dataset=dataset, train_end=split.train_end, val_end=split.val_end)
         return Markets(resolved, panel, split, generator, run_info)
 
+    def _build_mixture(self, panel: ReturnPanel | None) -> Markets:
+        """The markets of a mixture: each source built on this dataset and split."""
+        assert self.mixture is not None
+        parts: list[Markets] = []
+        for src, _ in self.mixture:
+            one = MarketSpec(src, dataset=self.dataset, train_end=self.train_end, val_end=self.val_end,
+                             horizon=self.horizon, anchor_every=self.anchor_every)  # fmt: skip
+            parts.append(one.build(panel if panel is not None else (parts[0].panel if parts else None)))
+        first = parts[0]
+        for m in parts[1:]:
+            if m.split != first.split or m.spec.dataset != first.spec.dataset:
+                raise DataValidationError(
+                    f"mixture sources disagree on the data: {m.spec.source} uses {m.spec.dataset} split "
+                    f"{m.split}, {first.spec.source} {first.spec.dataset} split {first.split}"
+                )
+        resolved = replace(self, mixture=tuple((m.spec.source, w) for m, (_, w) in zip(parts, self.mixture, strict=True)),
+                           dataset=first.spec.dataset, train_end=first.split.train_end, val_end=first.split.val_end)  # fmt: skip
+        info = {"components": [m.describe() for m in parts]}
+        return Markets(resolved, first.panel, first.split, None, info, components=parts)
+
 
 @dataclass
 class Markets:
@@ -161,6 +215,8 @@ class Markets:
     split: Split
     generator: ReturnGenerator | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: the markets of a mixture's sources (``spec.mixture``), in order
+    components: list[Markets] | None = None
 
     @classmethod
     def from_objects(
@@ -181,6 +237,21 @@ class Markets:
         info = {} if generator is None else {"generator": type(generator).kind, "run": None}
         return cls(spec, panel, split, generator, info)
 
+    @classmethod
+    def mixture_of(cls, parts: list[Markets], weights: list[float] | tuple[float, ...]) -> Markets:
+        """A mixture of already built markets (e.g. :meth:`from_objects` ones) on one panel and split."""
+        if not parts:
+            raise FactorGymError("a mixture needs at least one source")
+        first = parts[0]
+        for m in parts[1:]:
+            if m.panel is not first.panel or m.split != first.split:
+                raise DataValidationError("mixture sources must share one panel and split")
+        if len(list(weights)) != len(parts):
+            raise FactorGymError(f"{len(list(weights))} mixture weights for {len(parts)} sources")
+        spec = MarketSpec("mixture", dataset=first.spec.dataset, train_end=first.split.train_end, val_end=first.split.val_end,
+                          horizon=first.spec.horizon, mixture=tuple((m.spec.source, float(w)) for m, w in zip(parts, weights, strict=True)))  # fmt: skip
+        return cls(spec, first.panel, first.split, None, {"components": [m.describe() for m in parts]}, components=list(parts))
+
     def rows(self, part: str) -> tuple[int, int]:
         """Inclusive panel rows ``(first, last)`` of ``"train"``, ``"val"`` or ``"test"``."""
         bounds = self.split.bounds(self.panel.dates)
@@ -197,10 +268,18 @@ class Markets:
     @property
     def train(self) -> Market:
         """The training market: random start days inside the train rows, ``spec.horizon`` steps."""
+        if self.components is not None:
+            assert self.spec.mixture is not None
+            names = [_component_name(m) for m in self.components]
+            names = [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
+            return MixtureMarket([m.train for m in self.components], [w for _, w in self.spec.mixture], names)
         _, last = self.rows("train")
         h = self.spec.horizon
         if self.generator is None:
             return HistoricalMarket(self.panel, horizon=h, random_start=True, last_day=last)
+        if self.spec.anchor_every is not None:
+            return AnchoredMarket(self.generator, self.panel, anchor_every=int(self.spec.anchor_every), horizon=h,
+                                  random_start=True, last_day=last)  # fmt: skip
         return GenerativeMarket(self.generator, self.panel, horizon=h, random_start=True, last_day=last)
 
     def heldout(self, part: str = "val", horizon: int | None = None) -> HistoricalMarket:
@@ -220,10 +299,40 @@ class Markets:
         """JSON form: the specification (:meth:`MarketSpec.from_dict` reads it back) plus the
         kind, generator run details and the train rows."""
         d = self.spec.to_dict()
-        d["kind"] = "historical" if self.generator is None else "generative"
+        d["kind"] = "mixture" if self.components is not None else "historical" if self.generator is None else "generative"
         d.update(self.info)
         d["train_rows"] = list(self.rows("train"))
         return jsonable(d)
+
+
+def _component_name(m: Markets) -> str:
+    if m.generator is None:
+        return "historical"
+    return str(m.info.get("run") or type(m.generator).kind)
+
+
+def _mixture_pairs(value: Any) -> tuple[tuple[str, float], ...]:
+    """``mixture`` as ``((source, weight), ...)``, or a :class:`FactorGymError` naming the bad entry."""
+    import math
+
+    if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__iter__"):
+        raise FactorGymError(f"mixture must be a list of (source, weight) pairs, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, Mapping):
+            src, w = item.get("source"), item.get("weight", 1.0)
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            src, w = item
+        else:
+            raise FactorGymError(f"mixture entry {item!r} must be (source, weight) or {{'source': ..., 'weight': ...}}")
+        if not isinstance(src, str) or not src or src == "mixture":
+            raise FactorGymError(f"mixture source {src!r} must be 'historical' or a generator run folder")
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(float(w)) or float(w) < 0:
+            raise FactorGymError(f"mixture weight {w!r} of {src!r} must be a finite number >= 0")
+        out.append((src, float(w)))
+    if not out or sum(w for _, w in out) <= 0:
+        raise FactorGymError(f"mixture needs at least one source with a positive weight, got {value!r}")
+    return tuple(out)
 
 
 def fit_train_scaler(markets: Markets, features: FeatureConfig) -> FeatureScaler:

@@ -19,6 +19,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from factorgym.agents.rl.algos import ALGOS
 from factorgym.agents.rl.markets import Markets, MarketSpec
+from factorgym.agents.rl.normalize import (
+    BEST_NORMALIZER_NAME,
+    NORMALIZER_NAME,
+    NormalizedPolicy,
+    ObsNormalizer,
+    checkpoint_normalizer,
+)
 from factorgym.artifacts import atomic_write_bytes
 from factorgym.envs.config import EnvConfig
 from factorgym.envs.markets import Market
@@ -43,7 +50,7 @@ EVALS_NAME = "evaluations.json"
 #: A training in progress, inside the agent folder; swapped in when it finishes.
 PENDING_NAME = ".pending"
 #: The files of a finished agent besides the sidecar (a new agent replaces all of them).
-AGENT_ITEMS = (MODEL_NAME, BEST_NAME, EVALS_NAME, "checkpoints", "tb")
+AGENT_ITEMS = (MODEL_NAME, BEST_NAME, EVALS_NAME, "checkpoints", "tb", "normalizer.json", "best_normalizer.json")
 
 
 def file_sha256(data: bytes) -> str:
@@ -146,9 +153,16 @@ class AgentMeta:
             )
 
     def make_env(self, market: Market, n_envs: int = 1, seed: int | None = None) -> VecPortfolioEnv:
-        """A :class:`VecPortfolioEnv` over ``market`` with this agent's spaces."""
+        """A :class:`VecPortfolioEnv` over ``market`` with this agent's spaces (without its
+        training-only domain randomisation)."""
         self.check_market(market)
-        return VecPortfolioEnv(market, n_envs, seed=seed, config=self.env)
+        return VecPortfolioEnv(market, n_envs, seed=seed, config=self.env.for_evaluation())
+
+    @property
+    def normalizes_observations(self) -> bool:
+        """True when the agent was trained on normalised observations (it then acts through
+        its frozen statistics, :class:`~factorgym.agents.rl.normalize.NormalizedPolicy`)."""
+        return bool((self.record.get("normalize") or {}).get("obs"))
 
 
 @dataclass
@@ -166,6 +180,9 @@ class TrainedAgent:
         The validation evaluations (also in ``evaluations.json``).
     markets : Markets
         The markets it trained and was validated on.
+    normalizer : ObsNormalizer, optional
+        The frozen observation statistics of the final model (trained with
+        ``normalize_obs=True``); :meth:`predict` normalises with them.
     """
 
     model: BaseAlgorithm
@@ -173,6 +190,7 @@ class TrainedAgent:
     path: Path
     evaluations: list[dict[str, Any]]
     markets: Markets
+    normalizer: ObsNormalizer | None = None
 
     @property
     def observation_space(self) -> spaces.Space:
@@ -187,7 +205,9 @@ class TrainedAgent:
     def predict(
         self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[np.ndarray, Any]:
-        """SB3's ``predict`` of the final model."""
+        """SB3's ``predict`` of the final model (on normalised observations when it was trained so)."""
+        if self.normalizer is not None:
+            observation = self.normalizer(observation)
         return self.model.predict(observation, state, episode_start, deterministic)
 
 
@@ -208,7 +228,11 @@ def load_agent(
 
     Returns
     -------
-    model : BaseAlgorithm
+    model : BaseAlgorithm or NormalizedPolicy
+        For an agent trained on normalised observations (``normalize_obs=True``), the model
+        wrapped in a :class:`~factorgym.agents.rl.normalize.NormalizedPolicy` holding the
+        statistics frozen with that model file: its ``predict`` normalises exactly as in
+        training, and every other attribute is the model's.
     meta : AgentMeta
         Rebuild the environment with ``meta.make_env(market)`` (same spaces), and the markets
         with ``meta.market.build()``.
@@ -276,4 +300,26 @@ def load_agent(
     got = {k: tuple(v.shape) for k, v in obs_space.spaces.items()} if isinstance(obs_space, spaces.Dict) else None  # type: ignore[union-attr]
     if want and got != want:
         raise CheckpointError(f"{model_file} observes {got}, but {META_NAME} records {want}")
+    if meta.normalizes_observations:
+        return NormalizedPolicy(model, _normalizer_of(model_file, folder, expected)), meta  # type: ignore[return-value]
     return model, meta
+
+
+def _normalizer_of(model_file: Path, folder: Path, expected: Mapping[str, str]) -> ObsNormalizer:
+    """The frozen observation statistics saved with ``model_file``."""
+    if model_file.parent != folder:
+        return checkpoint_normalizer(model_file)
+    name = {MODEL_NAME: NORMALIZER_NAME, BEST_NAME: BEST_NORMALIZER_NAME}.get(model_file.name)
+    if name is None:
+        raise CheckpointError(f"{model_file}: no observation statistics are known for this file")
+    f = folder / name
+    if not f.is_file():
+        raise CheckpointError(f"{f} is missing: the observation statistics of {model_file.name}")
+    text = f.read_text()
+    if name in expected and file_sha256(text.encode()) != expected[name]:
+        raise CheckpointError(f"{f} does not match {META_NAME} (SHA-256 differs): truncated or replaced")
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{f} is corrupt: {exc}") from None
+    return ObsNormalizer.from_dict(d)

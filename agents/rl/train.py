@@ -14,13 +14,14 @@ from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
-from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
-from factorgym.agents.rl.algos import ALGOS, check_algo_kwargs, check_compatible
+from factorgym.agents.rl.algos import ALGOS, check_algo_kwargs, check_compatible, check_device
 from factorgym.agents.rl.algos import algo_kwargs as make_algo_kwargs
 from factorgym.agents.rl.callbacks import TrainingProgress, ValidationCallback
-from factorgym.agents.rl.evaluate import evaluation_starts
+from factorgym.agents.rl.evaluate import evaluation_starts, rolling_starts
 from factorgym.agents.rl.markets import Markets, MarketSpec, fit_train_scaler
+from factorgym.agents.rl.normalize import BEST_NORMALIZER_NAME, NORMALIZER_NAME, ObsNormalizer
 from factorgym.agents.rl.persistence import (
     AGENT_FORMAT,
     AGENT_KIND,
@@ -31,6 +32,7 @@ from factorgym.agents.rl.persistence import (
     AgentMeta,
     TrainedAgent,
     commit_agent_folder,
+    file_sha256,
     save_model,
 )
 from factorgym.artifacts import atomic_write_text
@@ -64,6 +66,11 @@ def train_agent(
     progress: bool = False,
     overwrite: bool = False,
     torch_threads: int | None = 1,
+    device: str = "cpu",
+    normalize_obs: bool = False,
+    normalize_reward: bool = False,
+    clip_obs: float = 10.0,
+    eval_stride: int | None = None,
 ) -> TrainedAgent:
     """Train an SB3 agent in a market, validating on real held-out history; save it.
 
@@ -89,7 +96,10 @@ def train_agent(
         train rows and saved, so validation and test observations are scaled identically.
     algo_kwargs : mapping, optional
         Keyword arguments of the SB3 class (``learning_rate``, ``n_steps``, ``policy_kwargs``...).
-        Defaults differing from SB3's: ``device="cpu"``; SAC/TD3 ``buffer_size`` capped at
+        Defaults differing from SB3's: ``device="cpu"``; PPO ``n_steps=256`` (and
+        ``batch_size=256`` when neither is given: 2,048 steps a rollout with 8 paths, at
+        least 20 policy updates from 41k steps); PPO/A2C ``policy_kwargs["log_std_init"]=-1``
+        (exploration that does not trade the whole book daily); SAC/TD3 ``buffer_size`` capped at
         ``min(total_timesteps, 100_000)`` (float64 Dict observations are large); TD3
         ``action_noise=0.1``. A number as ``action_noise`` means Gaussian noise of that std;
         ``policy_kwargs["activation_fn"]`` may be a name (``"tanh"``, ``"relu"``...).
@@ -113,6 +123,23 @@ def train_agent(
         shared machines: with 2 threads on a busy 2-core machine we measured PPO at ~180
         steps/s against ~1,650 with 1 (thread oversubscription). Results may differ in the
         last bits between thread counts; it is recorded in ``agent.json``.
+    device : {"cpu", "auto", "cuda", "cuda:N"}
+        Torch device of the SB3 model (default ``"cpu"``: fastest for these small MLPs;
+        ``algo_kwargs["device"]`` wins when given). Recorded in ``agent.json``.
+    normalize_obs : bool
+        Normalise observations with running statistics (SB3's ``VecNormalize``). The
+        statistics are frozen with every saved model and applied identically whenever the
+        agent acts (validation, :class:`TrainedAgent`, :func:`load_agent`, backtests); see
+        :mod:`factorgym.agents.rl.normalize`.
+    normalize_reward : bool
+        Scale rewards by the running standard deviation of the discounted return
+        (``VecNormalize``'s ``norm_reward``; training signal only).
+    clip_obs : float
+        Bound of normalised observations (``VecNormalize``'s ``clip_obs``, default 10).
+    eval_stride : int, optional
+        Validation episodes start every ``eval_stride`` days of the validation period
+        (rolling windows, :func:`~factorgym.agents.rl.evaluate.rolling_starts`) instead of
+        ``eval_episodes`` evenly spaced ones: more episodes for checkpoint selection.
 
     Returns
     -------
@@ -136,6 +163,14 @@ def train_agent(
         shown = env_kwargs if isinstance(env_kwargs, EnvConfig) else dict(env_kwargs or {})
         raise FactorGymError(f"bad env_kwargs {shown}: {exc}") from None
     check_compatible(algo, cfg.action_mode)
+    device = check_device(device)
+    for name, v in (("normalize_obs", normalize_obs), ("normalize_reward", normalize_reward)):
+        if not isinstance(v, bool):
+            raise FactorGymError(f"{name} must be true or false, got {v!r}")
+    if isinstance(clip_obs, bool) or not isinstance(clip_obs, int | float) or not 0 < clip_obs < float("inf"):
+        raise FactorGymError(f"clip_obs must be a positive finite number, got {clip_obs!r}")
+    if eval_stride is not None and (isinstance(eval_stride, bool) or not isinstance(eval_stride, int) or eval_stride < 1):
+        raise FactorGymError(f"eval_stride must be a whole number of days >= 1, got {eval_stride!r}")
     for name, v, lo in (("total_timesteps", total_timesteps, 1), ("n_envs", n_envs, 1), ("eval_freq", eval_freq, 0),
                         ("eval_episodes", eval_episodes, 1), ("seed", seed, 0)):  # fmt: skip
         if int(v) < lo:
@@ -153,12 +188,19 @@ def train_agent(
     cfg = _complete_config(cfg, markets)
     env = VecPortfolioEnv(markets.train, int(n_envs), seed=int(seed), config=cfg)
     check_compatible(algo, cfg.action_mode, env.action_space)
-    kw = make_algo_kwargs(algo, algo_kwargs, int(total_timesteps), int(env.action_space.shape[0]))  # type: ignore[index]
-    val = _validation_setup(markets, cfg, env, eval_horizon, int(eval_freq), int(eval_episodes), int(seed))
+    user_kw = dict(algo_kwargs or {})
+    user_kw.setdefault("device", device)
+    kw = make_algo_kwargs(algo, user_kw, int(total_timesteps), int(env.action_space.shape[0]))  # type: ignore[index]
+    val = _validation_setup(markets, cfg, env, eval_horizon, int(eval_freq), int(eval_episodes), int(seed), eval_stride)
+    norm = {"obs": normalize_obs, "reward": normalize_reward, "clip_obs": float(clip_obs)}
 
     with torch_thread_limit(torch_threads) as threads, _agent_folder(out, overwrite) as pend:
         try:  # SB3 writes nothing before learn()
-            model = ALGOS[algo]("MultiInputPolicy", VecMonitor(env), seed=int(seed), tensorboard_log=str(pend / "tb"), **kw)
+            venv: VecEnv = VecMonitor(env)
+            if normalize_obs or normalize_reward:
+                venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, clip_obs=float(clip_obs),
+                                    gamma=float(kw.get("gamma", 0.99)))  # fmt: skip
+            model = ALGOS[algo]("MultiInputPolicy", venv, seed=int(seed), tensorboard_log=str(pend / "tb"), **kw)
         except (TypeError, ValueError, AssertionError) as exc:  # SB3 checks its arguments with assertions
             raise FactorGymError(f"bad algo_kwargs for {algo} ({_kwargs_text(algo_kwargs)}): {exc}") from None
         with Progress(int(total_timesteps), "training", enabled=progress) as bar:
@@ -166,7 +208,8 @@ def train_agent(
             callbacks: list[BaseCallback] = [callback]
             ckpt = int(eval_freq) if checkpoint_freq is None else int(checkpoint_freq)
             if ckpt > 0:
-                callbacks.append(CheckpointCallback(max(ckpt // int(n_envs), 1), str(pend / "checkpoints"), name_prefix="model"))
+                callbacks.append(CheckpointCallback(max(ckpt // int(n_envs), 1), str(pend / "checkpoints"), name_prefix="model",
+                                                    save_vecnormalize=normalize_obs))  # fmt: skip
             if progress:
                 callbacks.append(TrainingProgress(bar))
             t0 = time.perf_counter()
@@ -174,16 +217,22 @@ def train_agent(
             seconds = time.perf_counter() - t0
         model.tensorboard_log = str(out / "tb")  # where its logs are once the folder is swapped in
         model_sha = save_model(model, pend / MODEL_NAME)
+        normalizer = ObsNormalizer.from_vecnormalize(venv) if normalize_obs else None
+        norm_sha = None
+        if normalizer is not None:
+            norm_text = json.dumps(jsonable(normalizer.to_dict()))
+            atomic_write_text(pend / NORMALIZER_NAME, norm_text)
+            norm_sha = file_sha256(norm_text.encode())
         record = _agent_record(
             algo, cfg, env, markets, model, kw, callback, val, model_sha,
             seed=int(seed), n_envs=int(n_envs), total_timesteps=int(total_timesteps), eval_freq=int(eval_freq),
-            seconds=seconds, threads=threads,
+            seconds=seconds, threads=threads, normalize=norm, normalizer_sha=norm_sha,
         )  # fmt: skip
         text = json.dumps(jsonable(record), indent=2)
         atomic_write_text(pend / META_NAME, text)  # the commit point
         commit_agent_folder(out)
     meta = AgentMeta.from_dict(json.loads(text))  # exactly what load_agent will read
-    return TrainedAgent(model, meta, out, list(callback.evaluations), markets)
+    return TrainedAgent(model, meta, out, list(callback.evaluations), markets, normalizer)
 
 
 def _check_env_types(env_kwargs: EnvConfig | Mapping[str, Any] | None) -> None:
@@ -264,14 +313,18 @@ class _Validation:
 
 def _validation_setup(
     markets: Markets, cfg: EnvConfig, train_env: VecPortfolioEnv, eval_horizon: int | None, eval_freq: int,
-    eval_episodes: int, seed: int,
+    eval_episodes: int, seed: int, eval_stride: int | None = None,
 ) -> _Validation:
     """The validation episodes on the real validation rows (without evaluation, one 1-day
     episode that only checks that the observation spaces agree)."""
     eval_h = markets.spec.horizon if eval_horizon is None else int(eval_horizon)
     val_market = markets.heldout("val", horizon=eval_h if eval_freq > 0 else 1)
+    cfg = cfg.for_evaluation()  # validation is real data: no domain randomisation
     try:
-        starts = evaluation_starts(val_market, cfg, eval_episodes if eval_freq > 0 else 1)
+        if eval_stride is not None and eval_freq > 0:
+            starts = rolling_starts(val_market, cfg, eval_stride)
+        else:
+            starts = evaluation_starts(val_market, cfg, eval_episodes if eval_freq > 0 else 1)
     except DataValidationError as exc:
         first, last = markets.rows("val")
         d = markets.panel.dates
@@ -291,7 +344,8 @@ def _validation_setup(
 def _agent_record(
     algo: str, cfg: EnvConfig, env: VecPortfolioEnv, markets: Markets, model: BaseAlgorithm, kw: Mapping[str, Any],
     callback: ValidationCallback, val: _Validation, model_sha: str, *, seed: int, n_envs: int, total_timesteps: int,
-    eval_freq: int, seconds: float, threads: int | None,
+    eval_freq: int, seconds: float, threads: int | None, normalize: Mapping[str, Any] | None = None,
+    normalizer_sha: str | None = None,
 ) -> dict[str, Any]:
     """The ``agent.json`` record of a finished training run."""
     import stable_baselines3
@@ -303,6 +357,11 @@ def _agent_record(
     files = {"model": {"name": MODEL_NAME, "sha256": model_sha}}
     if callback.best_sha256 is not None:
         files["best_model"] = {"name": BEST_NAME, "sha256": callback.best_sha256}
+    if normalizer_sha is not None:
+        files["normalizer"] = {"name": NORMALIZER_NAME, "sha256": normalizer_sha}
+    if callback.best_normalizer_sha256 is not None:
+        files["best_normalizer"] = {"name": BEST_NORMALIZER_NAME, "sha256": callback.best_normalizer_sha256}
+    rollout_steps = int(getattr(model, "n_steps", 0)) * n_envs if algo in ("ppo", "a2c") else 0
     starts = val.starts if eval_freq > 0 else []
     return {
         "kind": AGENT_KIND,
@@ -319,12 +378,17 @@ def _agent_record(
         "total_timesteps": total_timesteps,
         "num_timesteps": int(model.num_timesteps),
         "algo_kwargs": jsonable(kw),
+        "device": str(kw.get("device", "cpu")),
+        "torch_device": str(model.device),  # SB3 falls back to the CPU when CUDA is not available
+        "normalize": dict(normalize or {"obs": False, "reward": False}),
+        "policy_updates": int(model.num_timesteps // rollout_steps) if rollout_steps else None,
         "evaluation": {
             "part": "val",
             "eval_freq": eval_freq,
             "horizon": val.horizon,
             "start_rows": starts,
             "start_dates": [str(markets.panel.dates[s].date()) for s in starts],
+            "n_episodes": len(starts),
             "best_mean_log_wealth": None if callback.best_timestep is None else callback.best_mean_log_wealth,
             "best_timestep": callback.best_timestep,
             "last": callback.evaluations[-1] if callback.evaluations else None,

@@ -201,7 +201,9 @@ def _sb3_from_spec(sp: AgentSpec, seed: int | None) -> BuiltAgent:
     model, meta_ = load_agent(sp.arg, which=which)
     meta = dict(meta_.record)
     env_kwargs = meta_.env.kwargs()
-    if not meta_.market.is_historical:
+    if meta_.market.source == "mixture":  # several sources: name the market kind, not one run
+        meta.setdefault("trained_on", f"market:{(meta.get('market') or {}).get('kind', 'mixture')}")
+    elif not meta_.market.is_historical:
         meta.setdefault("generator", str(meta_.market.source))
     predictor = None
     pred_path = sp.options.get("predictor") or meta.get("predictor_run")

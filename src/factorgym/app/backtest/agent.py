@@ -29,7 +29,7 @@ __all__ = ["DEFAULT_HISTORY_WINDOW", "OBS_KEYS", "BacktestAgent", "BuiltAgent", 
 DEFAULT_HISTORY_WINDOW = 252
 
 #: Environment options that shape what an agent observes and how its action is read.
-OBS_KEYS = frozenset({"window", "action_mode", "temperature", "features", "feature_scaler", "moments"})
+OBS_KEYS = frozenset({"window", "action_mode", "temperature", "features", "feature_scaler", "moments", "residual_scale", "base_weights"})
 #: Environment options of the accounting, which the backtest sets alike for every agent.
 ACCOUNTING_KEYS = (frozenset(ENV_KEYS) - OBS_KEYS) | {"render_mode"}
 

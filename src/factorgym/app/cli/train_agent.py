@@ -24,7 +24,7 @@ __all__ = ["train_agent", "train_agent_cli"]
 #: Environment options with their own command-line options (not settable with --env).
 _OWN_OPTIONS = ("window", "action_mode", "reward")
 #: Environment options whose --env value must be a JSON object.
-_OBJECT_OPTIONS = ("cost_model", "constraints", "features")
+_OBJECT_OPTIONS = ("cost_model", "constraints", "features", "randomization")
 
 
 def _env_kwargs(window: int, action_mode: str, reward: str, buy_cost: float, sell_cost: float, env_params: Sequence[str]) -> dict[str, Any]:
@@ -44,6 +44,21 @@ def _env_kwargs(window: int, action_mode: str, reward: str, buy_cost: float, sel
             raise FactorGymError(f"--env {k}= must be a JSON object")
     env_kw.update(extra)
     return env_kw
+
+
+def _mixture(texts: Sequence[str]) -> list[tuple[str, float]]:
+    """``SOURCE=WEIGHT`` texts as (source, weight) pairs (the weight defaults to 1)."""
+    pairs = []
+    for text in texts:
+        source, sep, weight = str(text).rpartition("=")
+        if not sep:
+            source, weight = str(text), "1"
+        try:
+            w = float(weight)
+        except ValueError:
+            raise FactorGymError(f"--mixture {text!r}: the weight after '=' must be a number") from None
+        pairs.append((source.strip(), w))
+    return pairs
 
 
 def _summary(agent: TrainedAgent, algo: str, market: str) -> list[str]:
@@ -89,6 +104,12 @@ def train_agent_cli(
     progress: bool = True,
     overwrite: bool = False,
     torch_threads: int | None = 1,
+    device: str = "cpu",
+    normalize_obs: bool = False,
+    normalize_reward: bool = False,
+    eval_stride: int | None = None,
+    mixture: Sequence[str] | None = None,
+    anchor_every: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> TrainedAgent:
     """Body of ``factorgym train-agent ALGO --market RUN_OR_historical --out DIR ...``.
@@ -98,7 +119,10 @@ def train_agent_cli(
     ``params`` are SB3 keyword arguments and ``env_params`` further environment options,
     both as ``key=value`` with JSON values (``--set learning_rate=3e-4 --set
     'policy_kwargs={"net_arch": [64, 64]}'``, ``--env temperature=0.5``). Prints a summary
-    through ``echo``; user errors raise :class:`~factorgym.errors.FactorGymError` (the CLI
+    through ``echo``. ``mixture`` (``SOURCE=WEIGHT`` texts) trains in a
+    :class:`~factorgym.envs.markets.mixture.MixtureMarket` of those sources instead of
+    ``market``; ``anchor_every`` restarts generator paths from real history every K days.
+    User errors raise :class:`~factorgym.errors.FactorGymError` (the CLI
     turns them into exit status 2).
     """
     from factorgym.agents.rl import ALGOS, MarketSpec
@@ -109,13 +133,18 @@ def train_agent_cli(
     if algo not in ALGOS:
         raise FactorGymError(f"unknown RL algorithm {algo!r}; expected one of {', '.join(ALGOS)}")
     env_kw = _env_kwargs(window, action_mode, reward, buy_cost, sell_cost, env_params or ())
-    spec = MarketSpec(market_source(market), dataset=dataset, train_end=train_end, val_end=val_end, horizon=horizon)
+    pairs = _mixture(mixture) if mixture else None
+    spec = MarketSpec(
+        "mixture" if pairs else market_source(market), dataset=dataset, train_end=train_end, val_end=val_end,
+        horizon=horizon, mixture=pairs, anchor_every=anchor_every,
+    )  # fmt: skip
     if out is None:
         out = Path("runs") / "agents" / f"{algo}-{market_label(market)}-s{seed}"
     agent = train(
         algo, spec, out_dir=out, total_timesteps=timesteps, n_envs=n_envs, seed=seed, env_kwargs=env_kw,
         algo_kwargs=parse_params(list(params or [])), eval_freq=eval_freq, eval_episodes=eval_episodes,
-        progress=progress, overwrite=overwrite, torch_threads=torch_threads,
+        progress=progress, overwrite=overwrite, torch_threads=torch_threads, device=device,
+        normalize_obs=normalize_obs, normalize_reward=normalize_reward, eval_stride=eval_stride,
     )  # fmt: skip
     for ln in _summary(agent, algo, market):
         echo(ln)
@@ -135,7 +164,7 @@ def train_agent(
     val_end: Annotated[str | None, typer.Option(help="Last validation date.")] = None,
     horizon: Annotated[int, typer.Option(help="Training episode length in days.")] = 252,
     window: Annotated[int, typer.Option(help="Days of returns in the observation.")] = 20,
-    action_mode: Annotated[str, typer.Option(help="softmax, simplex or long_short.")] = "softmax",
+    action_mode: Annotated[str, typer.Option(help="softmax, simplex, long_short or residual (a bounded tilt around 1/N or --env base_weights).")] = "softmax",
     reward: Annotated[str, typer.Option(help="log, differential_sharpe, mean_variance, drawdown or cvar.")] = "log",
     buy_bps: BuyBpsOpt = 7.5,
     sell_bps: SellBpsOpt = 12.5,
@@ -144,6 +173,12 @@ def train_agent(
     params: Annotated[list[str] | None, typer.Option("--set", help="SB3 keyword argument key=value (JSON), repeatable.")] = None,
     env_params: Annotated[list[str] | None, typer.Option("--env", help="Further env option key=value (JSON), repeatable.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing agent folder.")] = False,
+    device: Annotated[str, typer.Option(help="Torch device of the policy: cpu, auto or cuda.")] = "cpu",
+    normalize_obs: Annotated[bool, typer.Option("--normalize-obs", help="Normalise observations (statistics saved with the model, frozen on real data).")] = False,
+    normalize_reward: Annotated[bool, typer.Option("--normalize-reward", help="Scale rewards by a running return std during training.")] = False,
+    eval_stride: Annotated[int | None, typer.Option(help="Validation episodes start every K days (rolling windows) instead of --eval-episodes spread starts.")] = None,
+    mixture: Annotated[list[str] | None, typer.Option("--mixture", help="Train in a mixture market: SOURCE=WEIGHT (historical or a run folder), repeatable; replaces --market.")] = None,
+    anchor_every: Annotated[int | None, typer.Option(help="Restart generator paths from real history every K days.")] = None,
 ) -> None:
     """Train a stable-baselines3 agent in a generator market or on historical replay, validating on real data."""
     from factorgym.app.specs import bps_to_fraction
@@ -153,5 +188,6 @@ def train_agent(
         train_end=train_end, val_end=val_end, horizon=horizon, window=window, action_mode=action_mode, reward=reward,
         buy_cost=bps_to_fraction(buy_bps), sell_cost=bps_to_fraction(sell_bps), eval_freq=eval_freq,
         eval_episodes=eval_episodes, params=params, env_params=env_params, progress=True, overwrite=overwrite,
-        echo=echo_wide,
+        device=device, normalize_obs=normalize_obs, normalize_reward=normalize_reward, eval_stride=eval_stride,
+        mixture=mixture, anchor_every=anchor_every, echo=echo_wide,
     )  # fmt: skip
