@@ -146,7 +146,7 @@ def train_agent_cli(
         progress=progress, overwrite=overwrite, torch_threads=torch_threads, device=device,
         normalize_obs=normalize_obs, normalize_reward=normalize_reward, eval_stride=eval_stride,
     )  # fmt: skip
-    for ln in _summary(agent, algo, market):
+    for ln in _summary(agent, algo, "+".join(src for src, _ in pairs) if pairs else market):
         echo(ln)
     return agent
 
