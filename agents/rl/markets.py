@@ -13,6 +13,7 @@ import pandas as pd
 
 from factorgym.data import ReturnPanel, Split
 from factorgym.envs.markets import GenerativeMarket, HistoricalMarket, Market
+from factorgym.envs.markets.bank import BankMarket
 from factorgym.envs.markets.mixture import AnchoredMarket, MixtureMarket
 from factorgym.errors import DataValidationError, FactorGymError
 from factorgym.features import FeatureConfig, FeatureScaler, compute_features
@@ -20,6 +21,7 @@ from factorgym.io import is_dataset_name, load_source, same_source
 from factorgym.jsonable import jsonable
 
 if TYPE_CHECKING:
+    from factorgym.generators.banks import Bank
     from factorgym.generators.base import ReturnGenerator
 
 __all__ = ["IN_MEMORY", "MarketSpec", "Markets", "fit_train_scaler"]
@@ -120,6 +122,7 @@ class MarketSpec:
         panel : ReturnPanel, optional
             The dataset's panel, if already loaded (it must be the dataset named here).
         """
+        from factorgym.generators.banks import is_bank
         from factorgym.generators.runs import load_run
 
         if self.mixture is not None:
@@ -135,7 +138,15 @@ class MarketSpec:
         run_info: dict[str, Any] = {}
         dataset, train_end, val_end = self.dataset, self.train_end, self.val_end
         source = self.source
-        if not self.is_historical:
+        bank: Bank | None = None
+        if not self.is_historical and is_bank(Path(self.source).expanduser()):
+            bank, spec = self._read_bank()
+            source = str(bank.path.resolve())
+            generator = load_run(Path(bank.spec.run))[0] if bank.spec.run else None
+            run_info = {"bank": bank.path.name, "generator": bank.spec.generator_kind, "run_spec": spec,
+                        "split_checked": True}  # fmt: skip
+            name = f"bank {bank.path.name}"
+        elif not self.is_historical:
             run_path = Path(self.source).expanduser()
             generator, record, name = load_run(run_path)
             source = str(run_path.resolve())
@@ -143,6 +154,7 @@ class MarketSpec:
             # a bare artifact has no run.json: its split cannot be checked (recorded as such)
             run_info = {"run": name, "generator": type(generator).kind, "run_spec": spec,
                         "split_checked": record is not None}  # fmt: skip
+        if not self.is_historical:
             for label, mine, theirs in (("train_end", train_end, spec.get("train_end")),
                                         ("val_end", val_end, spec.get("val_end"))):  # fmt: skip
                 if mine is not None and theirs is not None and pd.Timestamp(mine) != pd.Timestamp(theirs):
@@ -166,7 +178,25 @@ class MarketSpec:
         if panel is None:
             panel = load_source(dataset)
         resolved = replace(self, source=source, dataset=dataset, train_end=split.train_end, val_end=split.val_end)
-        return Markets(resolved, panel, split, generator, run_info)
+        return Markets(resolved, panel, split, generator, run_info, bank=bank)
+
+    def _read_bank(self) -> tuple[Bank, dict[str, Any]]:
+        """The bank named by ``source`` and its data/split as a run-like spec; a bank whose
+        paths start after the train rows is refused (they would replay validation history)."""
+        from factorgym.generators.banks import read_bank
+
+        bank = read_bank(Path(self.source).expanduser())
+        if self.anchor_every is not None:
+            raise FactorGymError("anchor_every applies to live generator markets, not to a bank of stored paths")
+        bs = bank.spec
+        if bs.context_dates:
+            last_context = max(pd.Timestamp(d) for d in bs.context_dates)
+            if last_context > pd.Timestamp(bs.train_end):
+                raise DataValidationError(
+                    f"bank {bank.path} has paths starting on {last_context.date()}, after its train_end {bs.train_end}: "
+                    "an agent trained on it would see its own validation period (simulate with --contexts every:K:train)"
+                )
+        return bank, {"dataset": bs.dataset, "train_end": bs.train_end, "val_end": bs.val_end}
 
     def _build_mixture(self, panel: ReturnPanel | None) -> Markets:
         """The markets of a mixture: each source built on this dataset and split."""
@@ -217,6 +247,8 @@ class Markets:
     info: dict[str, Any] = field(default_factory=dict)
     #: the markets of a mixture's sources (``spec.mixture``), in order
     components: list[Markets] | None = None
+    #: the scenario bank a bank market replays (then ``generator`` is its run's, for predictions)
+    bank: Bank | None = None
 
     @classmethod
     def from_objects(
@@ -275,6 +307,8 @@ class Markets:
             return MixtureMarket([m.train for m in self.components], [w for _, w in self.spec.mixture], names)
         _, last = self.rows("train")
         h = self.spec.horizon
+        if self.bank is not None:
+            return BankMarket(self.bank, self.panel, horizon=min(h, self.bank.spec.horizon))
         if self.generator is None:
             return HistoricalMarket(self.panel, horizon=h, random_start=True, last_day=last)
         if self.spec.anchor_every is not None:
@@ -299,13 +333,16 @@ class Markets:
         """JSON form: the specification (:meth:`MarketSpec.from_dict` reads it back) plus the
         kind, generator run details and the train rows."""
         d = self.spec.to_dict()
-        d["kind"] = "mixture" if self.components is not None else "historical" if self.generator is None else "generative"
+        d["kind"] = ("mixture" if self.components is not None else "bank" if self.bank is not None
+                     else "historical" if self.generator is None else "generative")  # fmt: skip
         d.update(self.info)
         d["train_rows"] = list(self.rows("train"))
         return jsonable(d)
 
 
 def _component_name(m: Markets) -> str:
+    if m.bank is not None:
+        return f"bank:{m.bank.path.name}"
     if m.generator is None:
         return "historical"
     return str(m.info.get("run") or type(m.generator).kind)

@@ -1,10 +1,16 @@
 """Market sources: where a portfolio environment's daily returns come from.
 
-Two sources sit behind one interface and produce observations and infos of identical
+The sources sit behind one interface and produce observations and infos of identical
 shapes and keys, so an agent can tell them apart only by the numbers:
 
 * :class:`HistoricalMarket` replays a real :class:`~factorgym.data.ReturnPanel` (a split),
   from a random or fixed start date, for a fixed horizon or to the end of the panel.
+* :class:`BankMarket` replays a scenario bank (paths a generator simulated ahead of time,
+  :mod:`factorgym.generators.banks`) with the live generative market's observations and
+  infos: bank path ``i`` is the live market's path ``i`` for the same seeds.
+* :class:`MixtureMarket` draws each episode's market from a weighted set of markets
+  (``info["market_source"]``); :class:`AnchoredMarket` restarts generated paths from real
+  history every ``K`` days.
 * :class:`GenerativeMarket` conditions a trained :class:`~factorgym.generators.base.ReturnGenerator`
   on real history up to a (random or fixed) start date, then rolls forward on the generator's
   own samples through its :class:`~factorgym.generators.base.PathSimulator`.
@@ -36,11 +42,17 @@ settlement shows in the next observation's weights, as a delisting is public whe
 happens). A generative path's only real day is its start day; simulated assets never delist.
 """
 
+from factorgym.envs.markets.bank import BankMarket, BankPaths
 from factorgym.envs.markets.base import Market, MarketPaths, ObservationConfig, StartSpec
 from factorgym.envs.markets.generative import GenerativeMarket, GenerativePaths
 from factorgym.envs.markets.historical import HistoricalMarket, HistoricalPaths
+from factorgym.envs.markets.mixture import AnchoredMarket, MixtureMarket
 
 __all__ = [
+    "AnchoredMarket",
+    "BankMarket",
+    "BankPaths",
+    "MixtureMarket",
     "GenerativeMarket",
     "GenerativePaths",
     "HistoricalMarket",

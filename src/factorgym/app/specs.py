@@ -300,7 +300,8 @@ HISTORICAL = "historical"
 
 
 def market_source(text: str | Path) -> str:
-    """A market source: ``"historical"`` or a generator run path (as a string).
+    """A market source: ``"historical"``, a generator run folder or a scenario bank folder
+    (``factorgym simulate``), as a string.
 
     Raises
     ------
@@ -309,7 +310,7 @@ def market_source(text: str | Path) -> str:
     """
     s = str(text).strip()
     if not s:
-        raise DataValidationError(f"a market is {HISTORICAL} or a generator run folder, got an empty string")
+        raise DataValidationError(f"a market is {HISTORICAL}, a generator run folder or a bank folder, got an empty string")
     return s
 
 

@@ -46,7 +46,7 @@ from factorgym.app.cli.errors import run_app
 __all__ = ["COMMAND_MODULES", "USAGE_ERROR", "app", "data_app", "main", "print_wide"]
 
 #: The command modules, in the order ``factorgym --help`` lists their commands.
-COMMAND_MODULES = ("data", "fit", "evaluate", "backtest", "train_agent", "stress", "demo", "report")
+COMMAND_MODULES = ("data", "fit", "evaluate", "simulate", "backtest", "train_agent", "sim2real", "stress", "demo", "report")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"factorgym.app.cli.{_name}")  # registers its commands on ``app``
 

@@ -154,7 +154,7 @@ def train_agent_cli(
 @app.command("train-agent")
 def train_agent(
     algo: Annotated[str, typer.Argument(help="ppo, sac, a2c or td3 (stable-baselines3).")],
-    market: Annotated[str, typer.Option("--market", help="historical (train-split replay) or a generator run folder.")] = "historical",
+    market: Annotated[str, typer.Option("--market", help="historical (train-split replay), a generator run folder or a scenario bank folder (factorgym simulate).")] = "historical",
     out: Annotated[Path | None, typer.Option(help="Agent folder (default runs/agents/ALGO-MARKET-sSEED).")] = None,
     timesteps: Annotated[int, typer.Option(help="Total environment steps.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of the environments and the algorithm.")] = 0,
