@@ -50,8 +50,18 @@ energy score) pair by pair on common days with a HAC variance (Diebold & Mariano
 Random draws of day ``d`` come from their own stream (``rng`` spawns one per day), so a
 day's values depend only on the data up to that day, the generator and ``rng``.
 
+Multi-day rollouts: :func:`rollout_diagnostics` simulates paths of ``H`` days (5, 21, 63 by
+default) from many real contexts of a part and holds them against what followed: volatility
+timing, multi-step calibration against its noise floor, 90% band coverage, tail exceedances,
+stylized facts over the same windows and drift memorisation (definitions in
+:mod:`~factorgym.generators.evaluation.rollouts`); :func:`save_rollouts` writes its tables
+beside the one-day files and :func:`add_rollouts_section` the report's "Rollouts" section.
+
 Modules: ``evaluate`` (:class:`EvaluationOptions`, :func:`evaluate_generator`), ``scoring``
-(the per-day scores and their summaries), ``report`` (:class:`GeneratorReport`, tables, files).
+(the per-day scores and their summaries), ``report`` (:class:`GeneratorReport`, tables, files,
+:func:`evaluation_page`), ``rollouts`` (:class:`RolloutOptions`, :func:`rollout_diagnostics`,
+:class:`RolloutReport`), ``rollout_scores`` (the rollout statistics), ``rollout_report`` (the
+rollout tables, files and report section).
 """
 
 from factorgym.generators.evaluation.evaluate import EvaluationOptions, evaluate_generator
@@ -61,8 +71,23 @@ from factorgym.generators.evaluation.report import (
     TABLE_COLUMNS,
     GeneratorReport,
     diebold_mariano_table,
+    evaluation_page,
     reports_table,
     save_reports,
+)
+from factorgym.generators.evaluation.rollout_report import (
+    ROLLOUT_COLUMNS,
+    add_rollouts_section,
+    rollouts_markdown,
+    rollouts_table,
+    save_rollouts,
+)
+from factorgym.generators.evaluation.rollout_scores import calibration_floor, calibration_null
+from factorgym.generators.evaluation.rollouts import (
+    ROLLOUT_METRICS,
+    RolloutOptions,
+    RolloutReport,
+    rollout_diagnostics,
 )
 
 __all__ = [
@@ -70,9 +95,21 @@ __all__ = [
     "DM_METRICS",
     "EvaluationOptions",
     "GeneratorReport",
+    "ROLLOUT_COLUMNS",
+    "ROLLOUT_METRICS",
+    "RolloutOptions",
+    "RolloutReport",
     "TABLE_COLUMNS",
+    "add_rollouts_section",
+    "calibration_floor",
+    "calibration_null",
     "diebold_mariano_table",
     "evaluate_generator",
+    "evaluation_page",
     "reports_table",
+    "rollout_diagnostics",
+    "rollouts_markdown",
+    "rollouts_table",
     "save_reports",
+    "save_rollouts",
 ]

@@ -1,5 +1,7 @@
 """Reports of :func:`~factorgym.generators.evaluation.evaluate_generator`: the record, the
-comparison table, markdown and the files written side by side.
+comparison table, markdown, the files written side by side and the HTML page of a folder of
+them (:func:`evaluation_page`, with the "Rollouts" section when rollout diagnostics were saved
+beside them).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from factorgym.errors import DataValidationError
 from factorgym.jsonable import jsonable, slug
 from factorgym.report.tables import to_markdown
 
-__all__ = ["DM_COLUMNS", "DM_METRICS", "GeneratorReport", "TABLE_COLUMNS", "diebold_mariano_table", "reports_table", "save_reports"]
+__all__ = [
+    "DM_COLUMNS",
+    "DM_METRICS",
+    "GeneratorReport",
+    "TABLE_COLUMNS",
+    "diebold_mariano_table",
+    "evaluation_page",
+    "reports_table",
+    "save_reports",
+]
 
 #: Per-day losses compared by :func:`diebold_mariano_table` (columns of ``per_day``).
 DM_METRICS: tuple[str, ...] = ("nll_joint", "nll_ind", "crps", "energy_score")
@@ -261,3 +272,47 @@ def save_reports(reports: GeneratorReport | list[GeneratorReport], out_dir: str 
         atomic_write_text(p, df.to_csv())
         paths[f"per_day:{key}"] = p
     return paths
+
+
+def evaluation_page(folder: str | Path, *, title: str = "Generator evaluation") -> Any:
+    """The HTML report of a folder of saved evaluations, rebuilt from its files alone.
+
+    Sections: the one-day scores (``generator_reports.csv`` from :func:`save_reports`), the
+    Diebold-Mariano tests when saved, and "Rollouts" when
+    :func:`~factorgym.generators.evaluation.save_rollouts` wrote ``rollouts.csv`` there
+    (:func:`~factorgym.generators.evaluation.add_rollouts_section`).
+
+    Parameters
+    ----------
+    folder : path-like
+    title : str
+
+    Returns
+    -------
+    factorgym.report.Report
+        Write it with ``.write(path)``.
+
+    Raises
+    ------
+    DataValidationError
+        When ``folder`` holds neither ``generator_reports.csv`` nor ``rollouts.csv``.
+    """
+    from factorgym.generators.evaluation.rollout_report import ROLLOUT_FILES, add_rollouts_section
+    from factorgym.report import Report
+
+    root = Path(folder)
+    one_day, rollouts = root / "generator_reports.csv", root / ROLLOUT_FILES["csv"]
+    if not one_day.is_file() and not rollouts.is_file():
+        raise DataValidationError(f"{root} holds no saved evaluation (generator_reports.csv or {ROLLOUT_FILES['csv']})")
+    rep = Report(title, subtitle=f"from the tables saved in {root}")
+    if one_day.is_file():
+        table = pd.read_csv(one_day, index_col=0)
+        rep.add_section("One day ahead")
+        rep.add_table(table, "Scores of the predictive distribution of the next day", human=True,
+                      how="NLL, CRPS, energy score: lower is better; calibration errors: 0 is perfect; VaR exceedances near 5% and 1%.")  # fmt: skip
+        dm = root / "diebold_mariano.csv"
+        if dm.is_file():
+            rep.add_table(pd.read_csv(dm), "Diebold-Mariano tests of equal mean daily loss", index=False,
+                          how="Negative mean_diff: model_a has the lower loss; pvalue below 0.05: the difference is unlikely to be luck.")  # fmt: skip
+    add_rollouts_section(rep, root)
+    return rep
