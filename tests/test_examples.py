@@ -25,7 +25,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
 #: extra smoke arguments, so that one run covers more of a script (several seeds)
 SMOKE_ARGS = {"sim_vs_replay_ppo.py": ("--seeds", "0", "1")}
-EXPECTED = {"ppo_generator_market.py", "evaluate_optimizer.py", "sim_vs_replay_ppo.py", "stress_portfolio.py", "bring_your_own_csv.py"}
+EXPECTED = {"ppo_generator_market.py", "evaluate_optimizer.py", "sim_vs_replay_ppo.py", "stress_portfolio.py", "bring_your_own_csv.py", "rllib_ppo.py"}
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,10 @@ def test_bring_your_own_csv_reads_a_user_long_returns_file(run_example, sp500, t
     assert f"{part.T} days x 4 assets" in out and "layout long" in out and "kind returns" in out
     for label in ("1/N", "MV (Ledoit-Wolf)"):
         assert len(row(out, label)) == 6
+
+
+def test_rllib_ppo_table(run_example):
+    out, _ = run_example("rllib_ppo.py")
+    assert "real validation period 2014-01-02..2018-12-31" in out
+    for label in ("PPO (RLlib)", "near equal weight"):
+        assert len(row(out, label)) == 2

@@ -14,7 +14,9 @@ Importing this module registers the generator kind ``"diffusion"``::
 
 Modules: ``config`` (dataclasses), ``factors`` (factor vectors from return windows),
 ``model`` (the network), ``diffusion`` (schedule, loss, samplers), ``training`` (loop, EMA,
-resumable state), ``generator`` (the :class:`~factorgym.generators.base.ReturnGenerator`),
+resumable state), ``selection`` (checkpoint selection by the validation energy score or CRPS
+of samples), ``device`` (the ``device`` setting), ``generator`` (the
+:class:`~factorgym.generators.base.ReturnGenerator`), ``persistence`` (its artifact),
 ``simulator`` (its path simulator).
 """
 

@@ -37,12 +37,14 @@ from typing import Any
 
 from factorgym.errors import DataValidationError
 from factorgym.features import FeatureConfig
+from factorgym.generators.diffusion.device import check_device
 
 __all__ = ["DiTConfig", "DiffusionConfig"]
 
 _SCHEDULES = ("linear", "cosine")
 _SAMPLERS = ("dpm2m", "ddim", "ddpm")
 _SCALES = ("trailing", "train_std")
+_SELECTIONS = ("energy", "crps_ew", "loss")
 
 
 @dataclass(frozen=True)
@@ -176,10 +178,26 @@ class DiffusionConfig:
         Exponential moving average of the weights; the EMA weights are evaluated, selected
         and saved.
     eval_every : int
-        Validation diffusion loss (EMA weights, fixed noise) every this many steps; the
-        best EMA weights are kept.
+        The EMA weights are evaluated on the validation split every this many steps (and at
+        the last step); the best ones under ``selection`` are kept.
     val_repeats : int
-        Stratified diffusion steps per validation day in that loss.
+        Stratified diffusion steps per validation day in the validation diffusion loss
+        (recorded at every evaluation whatever ``selection`` is).
+    selection : {"energy", "crps_ew", "loss"}
+        What picks the kept weights. ``"energy"`` (default): the mean energy score of the
+        model's **samples** against the realised cross-section on ``select_days`` validation
+        days, in units of each asset's trailing volatility (the network's space, so calm and
+        turbulent days count alike; absent assets left out). ``"crps_ew"``: the mean CRPS of
+        the equal-weight portfolio's simple return. Both are proper scoring rules of what the
+        model is used for (scenarios), computed with fixed noise so that successive
+        evaluations differ only through the weights (:mod:`~factorgym.generators.diffusion.selection`).
+        ``"loss"``: the validation diffusion loss (the denoising objective, which rewards a
+        good denoiser at every noise level rather than good samples). The default's extra
+        cost is measured in ``benchmarks/results/diffusion_selection.md``.
+    select_days : int
+        Validation days scored (evenly spaced over the split; all of them when fewer).
+    select_samples : int
+        Scenarios per scored day (>= 2).
     patience : int or None
         Stop after this many evaluations without improvement (None: run ``max_steps``).
     checkpoint_every : int
@@ -210,6 +228,11 @@ class DiffusionConfig:
         second thread made a 150-step fit 11% faster, while with one other busy process it made
         it 2.9 times slower and the sampling in the evaluation 3.4 times slower
         (``benchmarks/results/load.md``). The trained weights do not depend on it.
+    device : {"auto", "cpu", "cuda"} or "cuda:K"
+        Where training, prediction and simulation run (:mod:`~factorgym.generators.diffusion.device`):
+        ``"auto"`` is CUDA when torch sees a GPU, else the CPU. Not a training setting: a fit
+        may be resumed on another device (its weights then differ by float round-off), and a
+        checkpoint saved with ``"cuda"`` loads on a CPU-only machine.
     seed : int
         Seed of training when :meth:`fit` gets no ``rng``.
     """
@@ -248,6 +271,9 @@ class DiffusionConfig:
     ema_decay: float = 0.999
     eval_every: int = 250
     val_repeats: int = 4
+    selection: str = "energy"
+    select_days: int = 128
+    select_samples: int = 16
     patience: int | None = None
     checkpoint_every: int = 250
     # sampling
@@ -258,6 +284,7 @@ class DiffusionConfig:
     sample_batch: int = 8192
     # misc
     num_threads: int | None = 1
+    device: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -288,6 +315,13 @@ class DiffusionConfig:
             raise DataValidationError(
                 f"sample_steps must lie in [1, n_diffusion_steps={self.n_diffusion_steps}], got {self.sample_steps}"
             )
+        if self.selection not in _SELECTIONS:
+            raise DataValidationError(f"selection must be one of {_SELECTIONS}, got {self.selection!r}")
+        if isinstance(self.select_days, bool) or int(self.select_days) < 1:
+            raise DataValidationError(f"select_days must be >= 1, got {self.select_days}")
+        if isinstance(self.select_samples, bool) or int(self.select_samples) < 2:
+            raise DataValidationError(f"select_samples must be >= 2 (a fair score needs two samples), got {self.select_samples}")
+        check_device(self.device)
         if self.eta < 0:
             raise DataValidationError(f"eta must be >= 0, got {self.eta}")
         for name in ("winsor", "context_clip", "target_clip", "scale_floor", "lr"):

@@ -127,6 +127,10 @@ class GaussianDiffusion:
         self.alphas_cumprod = np.cumprod(1.0 - self.betas)
         self._sqrt_ab = torch.from_numpy(np.sqrt(self.alphas_cumprod)).to(torch.float32)
         self._sqrt_1mab = torch.from_numpy(np.sqrt(1.0 - self.alphas_cumprod)).to(torch.float32)
+        # the same float32 values as Python floats, for the sampler's one-step-per-call path
+        # (no device round trip per step)
+        self._sqrt_ab_f = self._sqrt_ab.tolist()
+        self._sqrt_1mab_f = self._sqrt_1mab.tolist()
         snr = self.alphas_cumprod / (1.0 - self.alphas_cumprod)
         w = np.ones(self.n_steps) if loss_weight == "eps" else np.maximum(1.0, 1.0 / snr)
         if weight_cap is not None:
@@ -141,6 +145,13 @@ class GaussianDiffusion:
             f"loss_weight={self.loss_weight!r}, weight_cap={self.weight_cap})"
         )
 
+    def to(self, device: torch.device | str) -> GaussianDiffusion:
+        """Move the per-step tensors (indexed by training batches' steps) to ``device``; returns self."""
+        self._sqrt_ab = self._sqrt_ab.to(device)
+        self._sqrt_1mab = self._sqrt_1mab.to(device)
+        self.loss_weights = self.loss_weights.to(device)
+        return self
+
     def eps_from_output(self, out: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """Noise prediction from the network output ``out`` at noisy ``y`` (both ``(B, ..., N)``).
 
@@ -149,7 +160,7 @@ class GaussianDiffusion:
         if not self.skip:
             return out
         if isinstance(t, int):
-            return float(self._sqrt_1mab[t]) * y + float(self._sqrt_ab[t]) * out
+            return self._sqrt_1mab_f[t] * y + self._sqrt_ab_f[t] * out
         shape = (-1,) + (1,) * (y.ndim - 1)
         return self._sqrt_1mab[t].view(shape) * y + self._sqrt_ab[t].view(shape) * out
 

@@ -15,18 +15,26 @@ zero return.
 Randomness
 ----------
 * :meth:`DiffusionPredictive.sample` draws all Gaussian noise from one ``torch.Generator``
-  derived from the ``numpy.random.Generator`` it is given (:func:`torch_generator`).
+  derived from the ``numpy.random.Generator`` it is given (:func:`torch_generator`), created
+  on the model's device (so the draws of a seed differ between a CPU and a GPU).
 * :class:`DiffusionPathSimulator` draws path ``p``'s noise in numpy from ``rngs[p]`` only and
   batches the network over paths, so a path's trajectory does not depend on the other paths
   (up to float32 round-off of batched matrix products, below 1e-6 of a return in tests).
 * Training draws from ``numpy.random.default_rng([seed, step])``; weights are initialised from
   a ``torch.Generator`` seeded with ``seed``. The global torch RNG is never read or seeded.
+
+Device
+------
+``config.device`` (``"auto"``, ``"cpu"``, ``"cuda"``; :mod:`~factorgym.generators.diffusion.device`)
+decides where the network trains and samples; inputs go to it and samples come back as
+numpy arrays on the CPU. Weights are saved from the CPU; :meth:`DiffusionGenerator.load` puts
+them on the device asked for (by default the saved setting, or the CPU where that setting
+asks for a GPU this machine lacks); :meth:`DiffusionGenerator.to` moves a fitted model.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,9 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from factorgym.artifacts import read_artifact, write_artifact
 from factorgym.data import MAX_ABS_DAILY_RETURN, ReturnPanel, Split
-from factorgym.errors import CheckpointError, DataValidationError, NotFittedError
+from factorgym.errors import DataValidationError, NotFittedError
 from factorgym.features import FeatureScaler
 from factorgym.generators.base import (
     ReturnGenerator,
@@ -47,9 +54,11 @@ from factorgym.generators.base import (
     torch_threads,
 )
 from factorgym.generators.diffusion.config import DiffusionConfig
+from factorgym.generators.diffusion.device import check_device, resolve_device
 from factorgym.generators.diffusion.diffusion import GaussianDiffusion
 from factorgym.generators.diffusion.factors import factor_names, panel_factors, window_factors
 from factorgym.generators.diffusion.model import FactorDiT
+from factorgym.generators.diffusion.persistence import load_artifact, save_artifact
 from factorgym.generators.diffusion.simulator import MOMENT_SEED, DiffusionPathSimulator
 from factorgym.generators.diffusion.training import Trainer, TrainingSet
 
@@ -97,14 +106,18 @@ class DiffusionGenerator(ReturnGenerator):
     ----------
     assets_ : tuple of str
     model_ : FactorDiT
-        Selected EMA weights, in eval mode.
+        Selected EMA weights, in eval mode, on ``device_``.
+    device_ : torch.device
+        Where the model computes (the device of its weights).
     diffusion_ : GaussianDiffusion
     context_scaler_ : FeatureScaler or None
         Train-split time-series standardisation of the day-context columns.
     train_std_ : ndarray of shape (N,) or None
         Per-asset train std of log returns (``scale == "train_std"``).
     fit_info_ : dict
-        Seed, steps, best step and validation loss, history, timings.
+        Seed, steps, the selection criterion (``selection``), the best step and its score
+        (``best_score``) and validation loss (``best_val_loss``), the history of every
+        evaluation (``val_loss`` and, for a sample score, ``val_score``), device, timings.
 
     Examples
     --------
@@ -125,6 +138,12 @@ class DiffusionGenerator(ReturnGenerator):
         return f"DiffusionGenerator({state}, d_model={self.config.d_model}, n_layers={self.config.n_layers})"
 
     @property
+    def device_(self) -> torch.device:
+        """Where the fitted model computes (the device of its weights)."""
+        self._check_fitted()
+        return next(self.model_.parameters()).device
+
+    @property
     def min_history(self) -> int:
         return self.config.min_history
 
@@ -141,9 +160,10 @@ class DiffusionGenerator(ReturnGenerator):
         progress: bool = True,
         rng: np.random.Generator | None = None,
     ) -> DiffusionGenerator:
-        """Train on ``split``'s train rows; select the EMA weights with the best validation loss.
+        """Train on ``split``'s train rows; keep the EMA weights with the best validation score.
 
-        Test rows are never read. Training pairs are (factors of day ``t``, return of day
+        The score is ``config.selection``'s (by default the energy score of the model's
+        samples on validation days; see :class:`DiffusionConfig`). Test rows are never read. Training pairs are (factors of day ``t``, return of day
         ``t + 1``) with both days in the train split; validation pairs have ``t + 1`` in the
         validation split. With ``out_dir``, a resumable train state is kept there (a rerun
         with the same config, data and ``rng`` seed continues it) and the final model is
@@ -159,6 +179,7 @@ class DiffusionGenerator(ReturnGenerator):
             One integer is drawn from it as the training seed (default ``config.seed``).
         """
         cfg = self.config
+        device = resolve_device(cfg.device)  # fail before any work on a machine without it
         seed = int(rng.integers(0, 2**63 - 1)) if rng is not None else int(cfg.seed)
         b = split.bounds(panel.dates)
         (tr0, tr1), (_, va1) = b["train"], b["val"]
@@ -196,12 +217,14 @@ class DiffusionGenerator(ReturnGenerator):
         tr = slice(0, tr1 - 1)  # t + 1 <= tr1 - 1
         va = slice(tr1 - 1, va1 - 1)  # t + 1 in the validation rows
         train_set = TrainingSet(xs[tr], y[tr], m[tr], pc_cols)
-        val_set = TrainingSet(xs[va], y[va], m[va], ())
+        val_set = TrainingSet(xs[va], y[va], m[va], (), scale=scale[:-1][va])
 
         dit_cfg = cfg.dit(x.shape[-1])
         with torch_threads(cfg.num_threads):
-            model = FactorDiT(dit_cfg, generator=torch.Generator().manual_seed(seed))
-            diffusion = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
+            model = FactorDiT(dit_cfg, generator=torch.Generator().manual_seed(seed)).to(device)
+            diffusion = GaussianDiffusion(
+                cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap
+            ).to(device)
             trainer = Trainer(
                 model, diffusion, cfg, train_set, val_set, seed=seed, out_dir=out_dir,
                 fingerprint=_fingerprint(panel, va1), progress=progress,
@@ -211,12 +234,16 @@ class DiffusionGenerator(ReturnGenerator):
         model.eval().requires_grad_(False)
         self.model_ = model
         self.diffusion_ = diffusion
+        at_best = [h for h in result.history if int(h["step"]) == result.best_step]
         self.fit_info_ = {
             "seed": seed,
             "steps": result.steps,
+            "selection": cfg.selection,
             "best_step": result.best_step,
-            "best_val_loss": result.best_val,
+            "best_score": result.best_val,
+            "best_val_loss": at_best[-1]["val_loss"] if at_best else float("nan"),
             "history": result.history,
+            "device": str(device),
             "resumed_from": result.resumed_from,
             "train_days": train_set.n_days,
             "val_days": val_set.n_days,
@@ -292,8 +319,10 @@ class DiffusionGenerator(ReturnGenerator):
         S = noise.shape[2]
         sb = cfg.sample_batch
         out = np.empty((D, S, N))
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        mt = torch.from_numpy(np.ascontiguousarray(present))
+        dev = self.device_
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+        mt = torch.from_numpy(np.ascontiguousarray(present)).to(dev)
+        noise = noise.to(dev)
         per = max(1, sb // S) if S <= sb else 1
         model = self.model_
         with torch_threads(cfg.num_threads), torch.no_grad():
@@ -309,20 +338,38 @@ class DiffusionGenerator(ReturnGenerator):
                     md = mt[d0:d1]
 
                     def denoise(yy: torch.Tensor, n: int, fx=fx, md=md, Dc=Dc) -> torch.Tensor:
-                        return model.denoise(yy, torch.full((Dc,), n, dtype=torch.int64), fx, md)
+                        return model.denoise(yy, torch.full((Dc,), n, dtype=torch.int64, device=dev), fx, md)
 
                     y = self.diffusion_.sample(
                         denoise, nz, sampler=cfg.sampler, sample_steps=cfg.sample_steps, eta=cfg.eta,
                         clip=cfg.target_clip,
                     )  # (Dc, sc, N)
-                    out[d0:d1, s0:s1] = y.to(torch.float64).numpy()
+                    out[d0:d1, s0:s1] = y.to(torch.float64).cpu().numpy()
         r = np.expm1(out * scale[:, None, :])
         r = np.minimum(r, MAX_ABS_DAILY_RETURN)
         return np.where(present[:, None, :], r, np.nan)
 
     def torch_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``(n_draws, 1, n, N)`` standard normals from ``generator``."""
-        return torch.randn((self.n_noise_draws, 1, n, len(self.assets_)), generator=generator)
+        """``(n_draws, 1, n, N)`` standard normals from ``generator`` (on its device)."""
+        shape = (self.n_noise_draws, 1, n, len(self.assets_))
+        return torch.randn(shape, generator=generator, device=generator.device)
+
+    def torch_generator(self, rng: np.random.Generator) -> torch.Generator:
+        """A ``torch.Generator`` on the model's device, seeded from ``rng`` (one draw)."""
+        self._check_fitted()
+        return torch_generator(rng, device=str(self.device_))
+
+    def to(self, device: str) -> DiffusionGenerator:
+        """Move the fitted model to ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``); returns self.
+
+        ``config.device`` becomes ``device``, so a later :meth:`save` records it.
+        """
+        self._check_fitted()
+        dev = resolve_device(check_device(device))
+        self.config = self.config.replace(device=device)
+        self.model_ = self.model_.to(dev)
+        self.diffusion_ = self.diffusion_.to(dev)
+        return self
 
     # ------------------------------------------------------------------ interface
     def predict_window(self, window: np.ndarray) -> DiffusionPredictive:
@@ -353,7 +400,7 @@ class DiffusionGenerator(ReturnGenerator):
             xd, pd_, sd = x[d : d + 1], present[d : d + 1], scale[d : d + 1]
 
             def sampler(n: int, rng: np.random.Generator, xd=xd, pd_=pd_, sd=sd) -> np.ndarray:
-                noise = self.torch_noise(n, torch_generator(rng))
+                noise = self.torch_noise(n, self.torch_generator(rng))
                 return self.sample_returns(xd, pd_, sd, noise)[0]
 
             out.append(DiffusionPredictive(sampler, present[d].copy(), m))
@@ -374,7 +421,7 @@ class DiffusionGenerator(ReturnGenerator):
         per = max(1, self.config.sample_batch // max(n, 1))  # days per chunk: bounded noise memory
         for d0 in range(0, w.shape[0], per):
             d1 = min(d0 + per, w.shape[0])
-            noise = torch.cat([self.torch_noise(n, torch_generator(r)) for r in streams[d0:d1]], dim=1)
+            noise = torch.cat([self.torch_noise(n, self.torch_generator(r)) for r in streams[d0:d1]], dim=1)
             out[d0:d1] = self.sample_returns(x[d0:d1], present[d0:d1], scale[d0:d1], noise)
         return out
 
@@ -387,63 +434,24 @@ class DiffusionGenerator(ReturnGenerator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """One atomic artifact: config, weights, scalers, assets, fit summary, versions."""
+        """One atomic artifact: config, weights (saved from the CPU), scalers, assets, fit
+        summary (with the selection criterion and its history), versions."""
         self._check_fitted()
-        buf = io.BytesIO()
-        torch.save(self.model_.state_dict(), buf)
-        arrays: dict[str, np.ndarray] = {}
-        if self.context_scaler_ is not None:
-            arrays["context_mean"] = self.context_scaler_.mean_
-            arrays["context_scale"] = self.context_scaler_.scale_
-        if self.train_std_ is not None:
-            arrays["train_std"] = self.train_std_
-        names_a, names_c = factor_names(self.config)
-        meta = {
-            "kind": self.kind,
-            "config": self.config.to_dict(),
-            "dit": self.model_.config.to_dict(),
-            "assets": list(self.assets_),
-            "asset_factors": names_a,
-            "context_factors": names_c,
-            "fit": self.fit_info_,
-            "torch_version": torch.__version__,
-        }
-        write_artifact(path, meta, arrays=arrays, blobs={"model.pt": buf.getvalue()})
+        save_artifact(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> DiffusionGenerator:
-        """Read an artifact written by :meth:`save`; corrupt/incompatible -> CheckpointError."""
-        meta, arrays, blobs = read_artifact(path, expect_kind=cls.kind)
-        try:
-            cfg = DiffusionConfig.from_dict(meta["config"])
-            gen = cls(cfg)
-            gen.assets_ = tuple(meta["assets"])
-            gen.fit_info_ = dict(meta.get("fit", {}))
-            names_a, names_c = factor_names(cfg)
-            if meta.get("asset_factors") != names_a or meta.get("context_factors") != names_c:
-                raise CheckpointError(f"{path}: factor layout differs from what this library computes")
-            gen.context_scaler_ = None
-            if names_c:
-                gen.context_scaler_ = FeatureScaler.from_dict(
-                    {"mean": arrays["context_mean"].tolist(), "scale": arrays["context_scale"].tolist()}
-                )
-                if gen.context_scaler_.mean_.shape != (len(names_c),):
-                    raise CheckpointError(f"{path}: context scaler has the wrong shape")
-            gen.train_std_ = None
-            if cfg.scale == "train_std":
-                gen.train_std_ = np.asarray(arrays["train_std"], dtype=np.float64)
-                if gen.train_std_.shape != (len(gen.assets_),):
-                    raise CheckpointError(f"{path}: train_std has the wrong shape")
-            model = FactorDiT(cfg.dit(len(names_a) + len(names_c)))
-            state = torch.load(io.BytesIO(blobs["model.pt"]), map_location="cpu", weights_only=True)
-            model.load_state_dict(state, strict=True)
-        except CheckpointError:
-            raise
-        except Exception as exc:  # a damaged blob can raise nearly anything inside torch.load
-            raise CheckpointError(f"{path} is corrupt or incompatible: {type(exc).__name__}: {exc}") from exc
-        gen.model_ = model.eval().requires_grad_(False)
-        gen.diffusion_ = GaussianDiffusion(cfg.schedule, cfg.n_diffusion_steps, cfg.skip, cfg.loss_weight, cfg.weight_cap)
-        return gen
+    def load(cls, path: str | Path, device: str | None = None) -> DiffusionGenerator:
+        """Read an artifact written by :meth:`save`; corrupt/incompatible -> CheckpointError.
+
+        Parameters
+        ----------
+        path : path
+        device : {"auto", "cpu", "cuda"}, optional
+            Where the loaded model computes (it becomes ``config.device``). Default: the
+            saved setting, except that a saved ``"cuda"`` on a machine where torch sees no
+            GPU becomes ``"auto"`` (the CPU): a model trained on a GPU loads anywhere.
+        """
+        return load_artifact(cls, path, device)
 
 
 def _fingerprint(panel: ReturnPanel, stop: int) -> str:

@@ -10,7 +10,7 @@ import torch
 
 from factorgym.errors import DataValidationError
 from factorgym.features import RollingFeatures
-from factorgym.generators.base import PathSimulator, torch_generator
+from factorgym.generators.base import PathSimulator
 
 if TYPE_CHECKING:
     from factorgym.generators.diffusion.generator import DiffusionGenerator
@@ -100,7 +100,7 @@ class DiffusionPathSimulator(PathSimulator):
         if self._moments is None or self._moments[0] != n_samples:
             gen = self._gen
             x, present, scale = gen.window_inputs(self._roll.window)
-            g = torch_generator(np.random.default_rng(MOMENT_SEED))
+            g = gen.torch_generator(np.random.default_rng(MOMENT_SEED))
             s = gen.sample_returns(x, present, scale, gen.torch_noise(n_samples, g))  # (P, S, N)
             mean = s.mean(axis=1)
             c = s - mean[:, None, :]

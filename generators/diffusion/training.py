@@ -15,7 +15,14 @@ never used.
 
 The validation loss is the diffusion loss of the **EMA** weights on every validation day
 with ``val_repeats`` stratified diffusion steps and noise fixed once (seed
-:data:`VAL_SEED`), so successive evaluations differ only through the weights.
+:data:`VAL_SEED`), so successive evaluations differ only through the weights. It is recorded
+at every evaluation; the weights kept are those with the best ``config.selection`` criterion:
+by default the energy score of the model's samples on validation days
+(:mod:`~factorgym.generators.diffusion.selection`), else that loss.
+
+Device: the networks and every batch live on the model's device (``config.device``, resolved
+by the generator); batches and the validation noise are drawn in numpy, so a fit depends on
+its seed, not on the device (up to float round-off). The kept weights are held on the CPU.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from factorgym.errors import CheckpointError, DataValidationError
 from factorgym.generators.diffusion.config import DiffusionConfig
 from factorgym.generators.diffusion.diffusion import GaussianDiffusion
 from factorgym.generators.diffusion.model import FactorDiT
+from factorgym.generators.diffusion.selection import ValidationScorer
 from factorgym.progress import Progress
 
 __all__ = ["TrainingSet", "TrainResult", "Trainer", "TRAIN_STATE_FILE", "VAL_SEED"]
@@ -44,13 +52,16 @@ __all__ = ["TrainingSet", "TrainResult", "Trainer", "TRAIN_STATE_FILE", "VAL_SEE
 TRAIN_STATE_FILE = "train_state.pt"
 #: Seed of the fixed validation noise.
 VAL_SEED = 20_250_926
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 #: Config fields that do not affect training (a resume may change them).
-_NOT_TRAINING = frozenset({"num_threads", "sampler", "sample_steps", "eta", "n_moment_samples", "sample_batch"})
+_NOT_TRAINING = frozenset({"num_threads", "device", "sampler", "sample_steps", "eta", "n_moment_samples", "sample_batch"})
+#: ... of which these pick the kept weights when the selection scores samples.
+_SAMPLER_FIELDS = frozenset({"sampler", "sample_steps", "eta"})
 
 
 def _training_fields(config: DiffusionConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING}
+    skip = _NOT_TRAINING if config.selection == "loss" else _NOT_TRAINING - _SAMPLER_FIELDS
+    return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
 @dataclass
@@ -67,18 +78,25 @@ class TrainingSet:
         Asset present on the day and its next-day return observed.
     pc_cols : tuple of int
         Columns of ``x`` holding principal-component loadings (sign-flip augmentation).
+    scale : ndarray of shape (D, N), optional
+        Daily log-return scale of each target (1 where absent), to map targets back to
+        returns (the ``"crps_ew"`` selection).
     """
 
     x: np.ndarray
     y: np.ndarray
     mask: np.ndarray
     pc_cols: tuple[int, ...] = ()
+    scale: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         keep = self.mask.any(axis=1)
         self.x = np.ascontiguousarray(self.x[keep], dtype=np.float32)
         self.y = np.ascontiguousarray(self.y[keep], dtype=np.float32)
         self.mask = np.ascontiguousarray(self.mask[keep])
+        if self.scale is not None:
+            sc = np.where(self.mask, np.asarray(self.scale)[keep], 1.0)
+            self.scale = np.ascontiguousarray(np.nan_to_num(sc, nan=1.0), dtype=np.float64)
 
     @property
     def n_days(self) -> int:
@@ -92,6 +110,7 @@ class TrainResult:
 
     best_state: dict[str, torch.Tensor]
     best_step: int
+    #: the best value of the selection criterion (``config.selection``)
     best_val: float
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)
@@ -155,18 +174,21 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.fingerprint = fingerprint
         self.progress = progress
+        self.device = next(model.parameters()).device
         self.ema = copy.deepcopy(model).requires_grad_(False)
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
-        self.best_state = {k: v.clone() for k, v in self.ema.state_dict().items()}
+        self.best_state = _cpu_copy(self.ema.state_dict())
         self.best_val = math.inf
         self.best_step = 0
         self.bad_evals = 0
         self.done = False
         self.history: list[dict[str, float]] = []
         self.prior_seconds = 0.0  # wall time of earlier runs of this fit (from the train state)
+        self._saved_seconds: float | None = None  # the total written into the last train state
         self._t0: float | None = None
         self._val_tensors = self._fixed_validation_noise()
+        self.scorer = None if config.selection == "loss" else ValidationScorer(diffusion, config, val, self.device)
 
     # ------------------------------------------------------------------ state
     @property
@@ -199,7 +221,9 @@ class Trainer:
         if self.state_path is None:
             return
         buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
+        state = self.state_dict()
+        self._saved_seconds = float(state["seconds"])
+        torch.save(state, buf)
         atomic_write_bytes(self.state_path, buf.getvalue())
 
     def try_resume(self) -> bool:
@@ -255,7 +279,8 @@ class Trainer:
         u = rng.random((R, Dv))
         t = np.floor((np.arange(R)[:, None] + u) / R * self.diffusion.n_steps).astype(np.int64)
         noise = rng.standard_normal((R, Dv, N)).astype(np.float32)
-        return torch.from_numpy(np.minimum(t, self.diffusion.n_steps - 1)), torch.from_numpy(noise)
+        t_all = torch.from_numpy(np.minimum(t, self.diffusion.n_steps - 1))
+        return t_all.to(self.device), torch.from_numpy(noise).to(self.device)
 
     @torch.no_grad()
     def validation_loss(self, model: FactorDiT | None = None) -> float:
@@ -263,7 +288,7 @@ class Trainer:
         model = self.ema if model is None else model
         model.eval()
         t_all, noise_all = self._val_tensors
-        x, y, m = (torch.from_numpy(a) for a in (self.val.x, self.val.y, self.val.mask))
+        x, y, m = (torch.from_numpy(a).to(self.device) for a in (self.val.x, self.val.y, self.val.mask))
         sq, cells = 0.0, 0.0
         chunk = 2048
         for r in range(t_all.shape[0]):
@@ -284,13 +309,8 @@ class Trainer:
         if self.train.pc_cols:
             flips = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(B, 1, len(self.train.pc_cols)))
             x[..., list(self.train.pc_cols)] *= flips
-        return (
-            torch.from_numpy(self.train.y[idx]),
-            torch.from_numpy(x),
-            torch.from_numpy(self.train.mask[idx]),
-            torch.from_numpy(t),
-            torch.from_numpy(noise),
-        )
+        arrays = (self.train.y[idx], x, self.train.mask[idx], t, noise)
+        return tuple(torch.from_numpy(a).to(self.device) for a in arrays)
 
     @torch.no_grad()
     def _ema_update(self, step: int) -> None:
@@ -331,7 +351,8 @@ class Trainer:
                     self._evaluate(running / max(n_running, 1))
                     running, n_running = 0.0, 0
                     rec = self.history[-1]
-                    bar.describe(f"diffusion fit  train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}")
+                    score = f"  score {rec['val_score']:.4f}" if "val_score" in rec else ""
+                    bar.describe(f"diffusion fit  train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}{score}")
                 if self.step >= cfg.max_steps:
                     self.done = True
                 if self.step % cfg.checkpoint_every == 0 or self.done:
@@ -344,17 +365,39 @@ class Trainer:
             best_val=self.best_val,
             steps=self.step,
             history=list(self.history),
-            seconds=self.prior_seconds + time.perf_counter() - t0,
+            # a finished fit reports the total its final state holds, so that re-running it
+            # (which resumes that state and trains nothing) reports the same time
+            seconds=(
+                self._saved_seconds
+                if self.done and self._saved_seconds is not None
+                else self.prior_seconds + time.perf_counter() - t0
+            ),
             resumed_from=start_step if resumed else 0,
         )
 
+    def validation_score(self) -> float:
+        """The selection criterion of the current EMA weights (lower is better): the sample
+        score of ``config.selection`` on validation days, or the validation loss."""
+        if self.scorer is None:
+            return self.validation_loss()
+        return self.scorer.score(self.ema)
+
     def _evaluate(self, train_loss: float) -> None:
         val = self.validation_loss()
-        self.history.append({"step": float(self.step), "train_loss": train_loss, "val_loss": val})
-        if val < self.best_val:
-            self.best_val, self.best_step, self.bad_evals = val, self.step, 0
-            self.best_state = {k: v.detach().clone() for k, v in self.ema.state_dict().items()}
+        rec = {"step": float(self.step), "train_loss": train_loss, "val_loss": val}
+        crit = val
+        if self.scorer is not None:
+            crit = rec["val_score"] = float(self.validation_score())
+        self.history.append(rec)
+        if crit < self.best_val:
+            self.best_val, self.best_step, self.bad_evals = crit, self.step, 0
+            self.best_state = _cpu_copy(self.ema.state_dict())
         else:
             self.bad_evals += 1
             if self.config.patience is not None and self.bad_evals >= self.config.patience:
                 self.done = True
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state dict."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
