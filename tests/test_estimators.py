@@ -20,7 +20,7 @@ def _tiny_nf_config() -> NeuralFactorsConfig:
         lookback=4, hidden=8, n_heads=2, n_kv_heads=1, mlp_ratio=2, n_factors=2, dropout=0.1,
         features=FeatureConfig(vol_windows=(3, 6), mom_windows=(5,)), sector_embedding_dim=2,
         asset_embedding_dim=2, days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=6,
-        val_every=6, warmup_steps=2, checkpoint_every=5, lr=3e-3,
+        val_every=6, warmup_steps=2, checkpoint_every=5, lr=3e-3, market_state=None,
     )
 
 

@@ -12,7 +12,7 @@ from scipy import stats
 
 from factorgym import Split, synthetic_factor_panel
 from factorgym.errors import CheckpointError, DataValidationError
-from factorgym.features import FeatureConfig, compute_features, window_features
+from factorgym.features import FeatureConfig, MarketStateConfig, compute_features, window_features
 from factorgym.generators.base import generator_class, load_generator
 from factorgym.generators.neuralfactors import (
     FactorParams,
@@ -30,12 +30,13 @@ from factorgym.generators.neuralfactors.training import (
 )
 
 TINY_FEATURES = FeatureConfig(vol_windows=(3, 6), mom_windows=(5,))
+TINY_MARKET = MarketStateConfig(vol_windows=(3, 8), drawdown_window=10, dispersion_windows=(4,))
 
 
 def tiny_config(**kw: object) -> NeuralFactorsConfig:
     base = dict(
         lookback=4, hidden=8, n_heads=2, n_kv_heads=1, mlp_ratio=2, n_factors=2, dropout=0.1,
-        features=TINY_FEATURES, sector_embedding_dim=2, asset_embedding_dim=2,
+        features=TINY_FEATURES, market_state=TINY_MARKET, sector_embedding_dim=2, asset_embedding_dim=2,
         days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=12, val_every=6,
         warmup_steps=2, checkpoint_every=5, lr=3e-3,
     )
@@ -99,7 +100,8 @@ def test_config_roundtrip_and_validation() -> None:
         NeuralFactorsConfig(features=FeatureConfig(exog=("SP500",)))
     with pytest.raises(ValueError, match="unknown"):
         NeuralFactorsConfig.from_dict({**cfg.to_dict(), "bogus": 1})
-    assert cfg.min_history == cfg.receptive_field + TINY_FEATURES.warmup - 1
+    assert cfg.min_history == cfg.receptive_field + max(TINY_FEATURES.warmup, TINY_MARKET.warmup) - 1
+    assert cfg.replace(market_state=None).min_history == cfg.receptive_field + TINY_FEATURES.warmup - 1
     assert tiny_config().receptive_field == 2 * (4 - 1) + 1
 
 

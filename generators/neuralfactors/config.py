@@ -9,15 +9,31 @@ field and in ``benchmarks/results/neuralfactors.md``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from factorgym.errors import DataValidationError
-from factorgym.features import FeatureConfig
+from factorgym.features import FeatureConfig, MarketStateConfig
 
-__all__ = ["NeuralFactorsConfig"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["NeuralFactorsConfig", "resolve_device"]
 
 _SEQUENCE_MODELS = ("attention", "lstm", "gru")
 _DISTRIBUTIONS = ("student_t", "gaussian")
+_DEVICES = ("auto", "cpu", "cuda")
+
+#: Values of fields added after the first release, as the models saved before them behaved:
+#: a checkpoint whose config lacks one of these loads with this value (the saved config
+#: decides, never today's default). ``asset_embedding_dim`` was always saved; it is listed
+#: for configs written by hand.
+LEGACY_FIELD_VALUES: dict[str, Any] = {
+    "asset_embedding_dim": 4,
+    "market_state": None,
+    "alpha_penalty": 0.0,
+    "nu_min": 4.0,
+    "device": "cpu",
+}
 
 
 @dataclass(frozen=True)
@@ -40,8 +56,17 @@ class NeuralFactorsConfig:
         produce them.
     use_features : bool
         ``False`` feeds returns only (the paper's "Stock Returns" feature ablation).
+    market_state : MarketStateConfig or None
+        Point-in-time market-state inputs (equal-weight realised volatility over several
+        windows, drawdown from the running peak, cross-sectional dispersion;
+        :func:`factorgym.features.market_state_features`), appended to every asset's input
+        of each day so the embedder sees the regime; simulated paths recompute them from
+        their own returns. ``None`` disables them.
     sector_embedding_dim, asset_embedding_dim : int
         Sizes of the static embeddings concatenated to the last hidden state (0 disables).
+        The paper uses industry only; a per-asset embedding lets the model memorise each
+        stock's training-period drift (simulated per-asset means then correlate with the
+        training means), so it is off by default.
 
     Network
     -------
@@ -69,6 +94,14 @@ class NeuralFactorsConfig:
         Distribution of the factor returns ``z`` and of ``r_i | z`` (ablations: Gaussian).
     learn_alpha : bool
         ``False`` fixes ``alpha_i = 0`` (ablation).
+    alpha_penalty : float
+        Shrinkage of alpha toward zero: ``alpha_penalty * mean(alpha~^2)`` (alpha in units of
+        each asset's train std, averaged over available asset-days) is added to the training
+        loss (not to the validation bound). 0 disables.
+    nu_min : float
+        Lower bound of every degrees-of-freedom parameter (decoder and prior), ``nu =
+        softplus(.) + nu_min`` (paper: 4, finite kurtosis). Must exceed 2 (finite variance,
+        needed by the moment-matched posterior).
 
     Training
     --------
@@ -106,6 +139,11 @@ class NeuralFactorsConfig:
         call): the per-day batches there are small.
     seed : int
         Seed used when ``fit`` is given no ``rng``.
+    device : {"auto", "cpu", "cuda"} (or "cuda:K")
+        Where the network trains, predicts and simulates; ``"auto"`` is CUDA when available,
+        else the CPU. Noise of simulated paths is always drawn on the CPU from the paths'
+        numpy generators, so paths depend on the device only through rounding. Checkpoints
+        are always written from (and load onto) the CPU.
     """
 
     # Defaults: chosen on the sp500 *validation* split under a ~15 min / 2-CPU budget (see
@@ -114,8 +152,11 @@ class NeuralFactorsConfig:
     lookback: int = 32  # [256] l=64 gained 0.002 nats on val at twice the cost
     features: FeatureConfig = field(default_factory=FeatureConfig)  # vol 21/63, mom 21/126/252, market
     use_features: bool = True
+    # issue 13 (benchmarks/results/nf_ablation.md; validation NLL_joint pooled, 600-step fits):
+    # market state on 0.5789 vs 0.5898 without; no asset embedding 0.5807 vs 0.5898 with one
+    market_state: MarketStateConfig | None = field(default_factory=MarketStateConfig)
     sector_embedding_dim: int = 4
-    asset_embedding_dim: int = 4
+    asset_embedding_dim: int = 0  # [industry only] 4 before issue 13
     # network
     sequence_model: str = "attention"
     hidden: int = 64  # [256] 32 lost 0.02 nats on val
@@ -129,6 +170,8 @@ class NeuralFactorsConfig:
     prior: str = "student_t"
     decoder: str = "student_t"
     learn_alpha: bool = True
+    alpha_penalty: float = 0.0  # 1.0: 0.5889 vs 0.5898 alone, no gain with the two above (val)
+    nu_min: float = 4.0  # [4] 2.5: 0.5901 vs 0.5898 on val; val 99% VaR calibrated either way
     # training
     k: int = 20  # [20]
     max_steps: int = 1200  # [100,000] val stops improving near 1,000-1,500 steps, then overfits
@@ -147,10 +190,17 @@ class NeuralFactorsConfig:
     num_threads: int | None = 1
     inference_threads: int | None = 1
     seed: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if isinstance(self.features, dict):  # e.g. from JSON / CLI key=value parameters
             object.__setattr__(self, "features", FeatureConfig.from_dict(self.features))
+        if isinstance(self.market_state, dict):
+            object.__setattr__(self, "market_state", MarketStateConfig.from_dict(self.market_state))
+        elif self.market_state is False:
+            object.__setattr__(self, "market_state", None)
+        elif self.market_state is True:
+            object.__setattr__(self, "market_state", MarketStateConfig())
 
         def need(ok: bool, msg: str) -> None:
             if not ok:
@@ -178,6 +228,16 @@ class NeuralFactorsConfig:
         need(self.weight_decay >= 0 and self.grad_clip >= 0, "weight_decay and grad_clip must be >= 0")
         need(0.0 <= self.polyak_start <= 1.0, f"polyak_start must be in [0, 1], got {self.polyak_start}")
         need(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every and checkpoint_every must be >= 1")
+        need(self.alpha_penalty >= 0, f"alpha_penalty must be >= 0, got {self.alpha_penalty}")
+        need(self.nu_min > 2.0, f"nu_min must be > 2 (finite variance), got {self.nu_min}")
+        need(
+            self.market_state is None or isinstance(self.market_state, MarketStateConfig),
+            f"market_state must be a MarketStateConfig, a dict or None, got {self.market_state!r}",
+        )
+        need(
+            isinstance(self.device, str) and (self.device in _DEVICES or (self.device.startswith("cuda:") and self.device[5:].isdigit())),
+            f"device must be one of {_DEVICES} (or 'cuda:K'), got {self.device!r}",
+        )
         need(self.num_threads is None or self.num_threads >= 1, "num_threads must be None or >= 1")
         need(self.inference_threads is None or self.inference_threads >= 1, "inference_threads must be None or >= 1")
         need(
@@ -189,8 +249,9 @@ class NeuralFactorsConfig:
     # ------------------------------------------------------------------ derived sizes
     @property
     def n_inputs(self) -> int:
-        """Width of one day's input ``{r_{i,u} || X_{i,u}}`` plus availability flags."""
-        return 2 + (self.features.n_features + 1 if self.use_features else 0)
+        """Width of one day's input ``{r_{i,u} || X_{i,u} || M_u}`` plus availability flags."""
+        n = 2 + (self.features.n_features + 1 if self.use_features else 0)
+        return n + (self.market_state.n_features + 1 if self.market_state is not None else 0)
 
     @property
     def receptive_field(self) -> int:
@@ -201,8 +262,9 @@ class NeuralFactorsConfig:
 
     @property
     def feature_warmup(self) -> int:
-        """Days of history one day's features need (1 without features)."""
-        return self.features.warmup if self.use_features else 1
+        """Days of history one day's features and market state need (1 without either)."""
+        w = self.features.warmup if self.use_features else 1
+        return max(w, self.market_state.warmup) if self.market_state is not None else w
 
     @property
     def min_history(self) -> int:
@@ -214,12 +276,18 @@ class NeuralFactorsConfig:
         """JSON-serialisable form (saved in checkpoints)."""
         d = asdict(self)
         d["features"] = self.features.to_dict()
+        d["market_state"] = self.market_state.to_dict() if self.market_state is not None else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NeuralFactorsConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (an incompatible checkpoint)."""
-        d = dict(d)
+        """Inverse of :meth:`to_dict`; unknown keys are an error (an incompatible checkpoint).
+
+        A field missing from ``d`` that was added after the first release takes its
+        :data:`LEGACY_FIELD_VALUES` value, so a checkpoint written before it was added
+        behaves as it did; other missing fields take today's default.
+        """
+        d = {**{k: v for k, v in LEGACY_FIELD_VALUES.items() if k not in d}, **d}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -232,7 +300,7 @@ class NeuralFactorsConfig:
 
     #: Fields that change neither the model nor the optimisation trajectory (a train state
     #: written under one value resumes under another).
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("num_threads", "inference_threads", "checkpoint_every")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("num_threads", "inference_threads", "checkpoint_every", "device")
 
     def training_signature(self) -> dict[str, Any]:
         """The fields that define a training run (everything but :attr:`RUNTIME_FIELDS`)."""
@@ -240,3 +308,29 @@ class NeuralFactorsConfig:
         for k in self.RUNTIME_FIELDS:
             d.pop(k, None)
         return d
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``device`` setting: ``"auto"`` (CUDA when available, else the CPU),
+    ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
+
+    Raises
+    ------
+    DataValidationError
+        An unknown name, or CUDA asked for where it is not available (the message names it).
+    """
+    import torch  # noqa: PLC0415 - keeps the config importable without loading torch
+
+    if not isinstance(name, str):
+        raise DataValidationError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:K', got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise DataValidationError(f"device {name!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'")
+        if name != "cuda" and int(name[5:]) >= torch.cuda.device_count():
+            raise DataValidationError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device(name)
+    raise DataValidationError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:K', got {name!r}")

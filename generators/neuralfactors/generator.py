@@ -29,14 +29,14 @@ import torch
 from factorgym.artifacts import read_artifact, write_artifact
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import CheckpointError, DataValidationError, NotFittedError
-from factorgym.features import FeatureScaler, compute_features
+from factorgym.features import FeatureScaler, compute_features, market_state_features
 from factorgym.generators.base import (
     Predictive,
     ReturnGenerator,
     register_generator,
     torch_threads,
 )
-from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
+from factorgym.generators.neuralfactors.config import NeuralFactorsConfig, resolve_device
 from factorgym.generators.neuralfactors.inputs import (
     IncrementalFeatures,
     InputSpec,
@@ -146,24 +146,29 @@ class NeuralFactors(ReturnGenerator):
         if cfg.use_features:
             X, valid = compute_features(panel, cfg.features)  # noqa: N806
             scaler = FeatureScaler().fit(X[:a_end], valid[:a_end])
-        spec = InputSpec(cfg, scale, scaler)
-        inputs = spec.assemble(np.asarray(panel.returns), X, valid)  # (T, N, D)
+        M = m_ok = m_scaler = None  # noqa: N806
+        if cfg.market_state is not None:
+            M, m_ok = market_state_features(np.asarray(panel.returns), cfg.market_state)  # noqa: N806
+            m_scaler = FeatureScaler().fit(M[:a_end, None, :], m_ok[:a_end, None])
+        spec = InputSpec(cfg, scale, scaler, m_scaler)
+        inputs = spec.assemble(np.asarray(panel.returns), X, valid, M, m_ok)  # (T, N, D)
+        dev = resolve_device(cfg.device)
         y = (panel.filled(0.0) / scale).astype(np.float32)
         rows = np.arange(panel.T)
         has_any = panel.mask.any(axis=1)
         eligible = (rows >= cfg.min_history) & has_any
         data = TrainData(
-            inputs=torch.from_numpy(inputs),
-            y=torch.from_numpy(y),
-            mask=torch.from_numpy(np.array(panel.mask)),
-            asset_ids=torch.arange(len(assets)),
-            sector_ids=torch.tensor([vocab.index(s) for s in sectors]),
+            inputs=torch.from_numpy(inputs).to(dev),
+            y=torch.from_numpy(y).to(dev),
+            mask=torch.from_numpy(np.array(panel.mask)).to(dev),
+            asset_ids=torch.arange(len(assets), device=dev),
+            sector_ids=torch.tensor([vocab.index(s) for s in sectors], device=dev),
             train_rows=rows[eligible & (rows < a_end)],
             val_rows=rows[eligible & (rows >= a_end) & (rows < v_end)],
         )
         fingerprint = self._fingerprint(panel, b)
         with torch_threads(cfg.num_threads):
-            net = NeuralFactorsNet.build(cfg, len(assets), len(vocab), torch.Generator().manual_seed(seed % 2**63))
+            net = NeuralFactorsNet.build(cfg, len(assets), len(vocab), torch.Generator().manual_seed(seed % 2**63)).to(dev)
             result = train(net, data, cfg, seed, out_dir=out_dir, fingerprint=fingerprint, progress=progress, callback=callback)
             net.load_state_dict(result.best_state)
         net.eval()
@@ -186,11 +191,25 @@ class NeuralFactors(ReturnGenerator):
         return self
 
     def _post_fit(self) -> None:
-        self.asset_ids_ = torch.arange(len(self.assets_))
-        self.sector_ids_ = torch.tensor([self.sector_vocab_.index(s) for s in self.sectors_])
+        self.device_ = next(self.net_.parameters()).device
+        self.asset_ids_ = torch.arange(len(self.assets_), device=self.device_)
+        self.sector_ids_ = torch.tensor([self.sector_vocab_.index(s) for s in self.sectors_], device=self.device_)
         with torch.no_grad():
             s, d = self.net_.prior()
-        self._prior = (s.double().numpy().copy(), d.double().numpy().copy())
+        self._prior = (s.double().cpu().numpy().copy(), d.double().cpu().numpy().copy())
+
+    def to(self, device: str) -> NeuralFactors:
+        """Move the fitted model to ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``); returns ``self``.
+
+        The config's ``device`` is updated (it is a runtime field: the model is unchanged).
+        """
+        self._check_fitted()
+        dev = resolve_device(device)
+        self.config = self.config.replace(device=device)
+        self.spec_.config = self.config
+        self.net_.to(dev)
+        self._post_fit()
+        return self
 
     @staticmethod
     def _sectors(panel: ReturnPanel) -> list[str]:
@@ -243,7 +262,7 @@ class NeuralFactors(ReturnGenerator):
         R = cfg.receptive_field  # noqa: N806
         P, _, N = windows.shape  # noqa: N806
         x = self.spec_.window_inputs(windows, R)  # (P, R, N, D)
-        xt = torch.from_numpy(x).permute(0, 2, 1, 3).reshape(P * N, R, -1)
+        xt = torch.from_numpy(x).to(self.device_).permute(0, 2, 1, 3).reshape(P * N, R, -1)
         h, state = self.net_.prefill(xt)
         feats = IncrementalFeatures(windows, cfg.features) if cfg.use_features else None
         return h.view(P, N, -1), state, feats
@@ -256,7 +275,7 @@ class NeuralFactors(ReturnGenerator):
             w = windows[a : a + batch]
             x = self.spec_.window_inputs(w, R)  # (b, R, N, D)
             b, _, N, _ = x.shape  # noqa: N806
-            xt = torch.from_numpy(x).permute(0, 2, 1, 3).reshape(b * N, R, -1)
+            xt = torch.from_numpy(x).to(self.device_).permute(0, 2, 1, 3).reshape(b * N, R, -1)
             out.append(self.net_.encode(xt)[:, -1].view(b, N, -1))
         return torch.cat(out)
 
@@ -269,13 +288,14 @@ class NeuralFactors(ReturnGenerator):
             idx = np.arange(T - n_out - self.min_history + 1, T - self.min_history + 1)[:, None] + np.arange(self.min_history)
             return self._h_windows(series[idx])
         n_in = n_out + R - 1
+        M, m_ok = self.spec_.market_inputs(series, n_in)  # noqa: N806
         if cfg.use_features:
-            start = T - n_in - cfg.feature_warmup + 1
+            start = T - n_in - cfg.features.warmup + 1
             X, valid = batched_features(series[start:], cfg.features)  # noqa: N806
-            x = self.spec_.assemble(series[T - n_in :], X[-n_in:], valid[-n_in:])
+            x = self.spec_.assemble(series[T - n_in :], X[-n_in:], valid[-n_in:], M, m_ok)
         else:
-            x = self.spec_.assemble(series[T - n_in :], None, None)
-        xt = torch.from_numpy(x).permute(1, 0, 2)  # (N, n_in, D)
+            x = self.spec_.assemble(series[T - n_in :], None, None, M, m_ok)
+        xt = torch.from_numpy(x).to(self.device_).permute(1, 0, 2)  # (N, n_in, D)
         out = []
         for a in range(0, n_out, chunk):
             b = min(a + chunk, n_out)
@@ -304,10 +324,10 @@ class NeuralFactors(ReturnGenerator):
         s = self.spec_.scale
         ps, pd = self.prior_np()
         return {
-            "alpha": p.alpha.double().numpy() * s,
-            "beta": p.beta.double().numpy() * s[:, None],
-            "sigma": p.sigma.double().numpy() * s,
-            "nu": p.nu.double().numpy(),
+            "alpha": p.alpha.double().cpu().numpy() * s,
+            "beta": p.beta.double().cpu().numpy() * s[:, None],
+            "sigma": p.sigma.double().cpu().numpy() * s,
+            "nu": p.nu.double().cpu().numpy(),
             "prior_scale": ps.copy(),
             "prior_dof": pd.copy(),
         }
@@ -356,15 +376,22 @@ class NeuralFactors(ReturnGenerator):
             "sectors": list(self.sectors_),
             "sector_vocab": list(self.sector_vocab_),
             "feature_scaler": self.spec_.feature_scaler.to_dict() if self.spec_.feature_scaler is not None else None,
+            "market_scaler": self.spec_.market_scaler.to_dict() if self.spec_.market_scaler is not None else None,
             "feature_names": self.config.features.names if self.config.use_features else [],
             "fit_info": info,
         }
         arrays = {"return_scale": np.asarray(self.spec_.scale, dtype=np.float64)}
-        write_artifact(path, meta, arrays=arrays, blobs={"weights.pt": state_to_bytes(self.net_.state_dict())})
+        weights = {k: v.cpu() for k, v in self.net_.state_dict().items()}  # loads anywhere
+        write_artifact(path, meta, arrays=arrays, blobs={"weights.pt": state_to_bytes(weights)})
 
     @classmethod
-    def load(cls, path: str | Path) -> NeuralFactors:
-        """Read an artifact written by :meth:`save`; corrupt or incompatible -> CheckpointError."""
+    def load(cls, path: str | Path, device: str | None = None) -> NeuralFactors:
+        """Read an artifact written by :meth:`save`; corrupt or incompatible -> CheckpointError.
+
+        The weights are read onto the CPU, then moved to ``device`` (``"auto"``, ``"cpu"``,
+        ``"cuda"``); ``None`` takes the saved config's device, or the CPU where that is CUDA
+        and none is available here (a checkpoint always loads on a CPU-only machine).
+        """
         path = Path(path)
         meta, arrays, blobs = read_artifact(path, expect_kind=cls.kind)
         if meta.get("model_format") != MODEL_FORMAT:
@@ -377,9 +404,17 @@ class NeuralFactors(ReturnGenerator):
             scale = np.asarray(arrays["return_scale"], dtype=np.float64)
             fs = meta["feature_scaler"]
             scaler = FeatureScaler.from_dict(fs) if fs is not None else None
+            ms = meta.get("market_scaler")
+            m_scaler = FeatureScaler.from_dict(ms) if ms is not None else None
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a valid NeuralFactors artifact: {exc}") from exc
-        if scale.shape != (len(assets),) or len(sectors) != len(assets) or (cfg.use_features and scaler is None):
+        if device is None and cfg.device != "cpu" and not torch.cuda.is_available():
+            device = "cpu"
+        if device is not None:
+            cfg = cfg.replace(device=device)
+        dev = resolve_device(cfg.device)
+        bad_schema = scale.shape != (len(assets),) or len(sectors) != len(assets) or (cfg.use_features and scaler is None)
+        if bad_schema or (cfg.market_state is not None and m_scaler is None):
             raise CheckpointError(f"{path} has an inconsistent data schema")
         if "weights.pt" not in blobs:
             raise CheckpointError(f"{path} holds no weights")
@@ -388,10 +423,10 @@ class NeuralFactors(ReturnGenerator):
             net.load_state_dict(state_from_bytes(blobs["weights.pt"], "weights", path))
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"{path}: weights do not match the saved configuration: {exc}") from exc
-        net.eval()
+        net.to(dev).eval()
         self = cls(cfg)
         self.net_ = net
-        self.spec_ = InputSpec(cfg, scale, scaler)
+        self.spec_ = InputSpec(cfg, scale, scaler, m_scaler)
         self.assets_, self.sectors_, self.sector_vocab_ = assets, sectors, vocab
         self.train_result_ = None
         self.fit_info_ = dict(meta.get("fit_info") or {})

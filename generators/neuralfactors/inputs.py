@@ -7,12 +7,19 @@ One day's input for asset ``i`` is ``{r_{i,u} || X_{i,u}}`` (paper section 3.5) 
   unit scale; every density is mapped back with the Jacobian ``-sum_i log s_i``);
 * ``X``: the shared features of :mod:`factorgym.features` standardised by a
   :class:`~factorgym.features.FeatureScaler` fitted on the train rows only;
-* two flags: return missing, features invalid (missing values are then fed as 0).
+* two flags: return missing, features invalid (missing values are then fed as 0);
+* ``M``: the day's market state (:func:`factorgym.features.market_state_features`, the same
+  for every asset), standardised by a scaler fitted on the train rows, and its own invalid
+  flag (when ``config.market_state`` is set).
 
 The features are computed three ways that agree to floating-point precision (tested):
 :func:`factorgym.features.compute_features` on a panel (training), :func:`batched_features`
 on a batch of windows (prediction), and :class:`IncrementalFeatures`, which pushes one
-simulated day at a time with running sums (simulation; O(1) per day and asset).
+simulated day at a time with running sums (simulation; O(1) per day and asset). The market
+state is computed by one function everywhere (:func:`~factorgym.features.market_state_features`):
+on the panel in training, on each window in prediction, and in simulation on the daily
+statistics of the path's last ``warmup`` days, real then simulated, kept by
+:class:`MarketStateTracker`.
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from factorgym.errors import DataValidationError
-from factorgym.features import FeatureConfig, FeatureScaler
+from factorgym.features import (
+    FeatureConfig,
+    FeatureScaler,
+    MarketStateConfig,
+    market_daily_stats,
+    market_state_features,
+)
 from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
 
-__all__ = ["InputSpec", "IncrementalFeatures", "batched_features", "train_scale"]
+__all__ = ["InputSpec", "IncrementalFeatures", "MarketStateTracker", "batched_features", "train_scale"]
 
 
 def train_scale(returns: np.ndarray) -> np.ndarray:
@@ -208,6 +221,43 @@ class IncrementalFeatures:
         return np.where(valid[..., None], X, np.nan), valid
 
 
+class MarketStateTracker:
+    """The market state of ``P`` paths, pushed one day at a time.
+
+    Keeps the daily statistics (:func:`~factorgym.features.market_daily_stats`) of each path's
+    last ``config.warmup`` days and evaluates :func:`~factorgym.features.market_state_features`
+    on them: the same function on the same days as for a real panel.
+
+    Parameters
+    ----------
+    history : ndarray of shape (P, W, N)
+        Returns up to the current day (``W >= config.warmup``), NaN where unavailable.
+    config : MarketStateConfig
+    """
+
+    def __init__(self, history: np.ndarray, config: MarketStateConfig) -> None:
+        self.config = config
+        self.L = config.warmup
+        h = np.asarray(history, dtype=np.float64)
+        if h.ndim != 3 or h.shape[1] < self.L:
+            raise DataValidationError(f"history must be (P, W>={self.L}, N), got {h.shape}")
+        self.stats = market_daily_stats(h[:, -self.L :])  # (P, L, 2), oldest first
+
+    def reset(self, idx: np.ndarray, history: np.ndarray) -> None:
+        """Restart paths ``idx`` ``(k,)`` from ``history`` ``(k, W, N)``."""
+        self.stats[idx] = market_daily_stats(np.asarray(history, dtype=np.float64)[:, -self.L :])
+
+    def push(self, r: np.ndarray) -> None:
+        """Append one day ``(P, N)`` of returns (NaN = unavailable)."""
+        self.stats[:, :-1] = self.stats[:, 1:]
+        self.stats[:, -1] = market_daily_stats(r[:, None, :])[:, 0]
+
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Market state ``(P, K)`` (NaN where invalid) and validity ``(P,)`` of the newest day."""
+        M, valid = market_state_features(None, self.config, stats=self.stats)  # type: ignore[arg-type]  # noqa: N806
+        return M[:, -1], valid[:, -1]
+
+
 @dataclass
 class InputSpec:
     """Everything that maps returns to model inputs (saved with the model).
@@ -219,14 +269,25 @@ class InputSpec:
         Train-period standard deviation ``s_i`` of each asset's simple returns.
     feature_scaler : FeatureScaler or None
         Fitted on train rows (``None`` when ``config.use_features`` is False).
+    market_scaler : FeatureScaler or None
+        Fitted on the train days' market state (``None`` when ``config.market_state`` is None).
     """
 
     config: NeuralFactorsConfig
     scale: np.ndarray
     feature_scaler: FeatureScaler | None
+    market_scaler: FeatureScaler | None = None
 
-    def assemble(self, returns: np.ndarray, X: np.ndarray | None, valid: np.ndarray | None) -> np.ndarray:  # noqa: N803
-        """Model inputs ``(..., N, D)`` float32 from returns ``(..., N)`` and features ``(..., N, K)``."""
+    def assemble(
+        self,
+        returns: np.ndarray,
+        X: np.ndarray | None,  # noqa: N803
+        valid: np.ndarray | None,
+        M: np.ndarray | None = None,  # noqa: N803
+        m_valid: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Model inputs ``(..., N, D)`` float32 from returns ``(..., N)``, features ``(..., N, K)``
+        and the market state ``(..., K_m)`` with its validity ``(...)``."""
         miss = np.isnan(returns)
         y = np.where(miss, 0.0, returns) / self.scale
         parts = [y[..., None], miss[..., None].astype(np.float64)]
@@ -234,13 +295,29 @@ class InputSpec:
             assert X is not None and valid is not None and self.feature_scaler is not None
             xs = np.where(valid[..., None], self.feature_scaler.transform(np.nan_to_num(X)), 0.0)
             parts += [xs, (~valid)[..., None].astype(np.float64)]
+        if self.config.market_state is not None:
+            assert M is not None and m_valid is not None and self.market_scaler is not None
+            ms = np.where(m_valid[..., None], self.market_scaler.transform(np.nan_to_num(M)), 0.0)  # (..., K_m)
+            ms = np.concatenate([ms, (~m_valid)[..., None].astype(np.float64)], axis=-1)
+            parts.append(np.broadcast_to(ms[..., None, :], (*returns.shape, ms.shape[-1])))
         return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def market_inputs(self, windows: np.ndarray, n_days: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Market state ``(..., n_days, K_m)`` and validity of the last ``n_days`` days of ``windows`` ``(..., W, N)``."""
+        ms = self.config.market_state
+        if ms is None:
+            return None, None
+        W = windows.shape[-2]  # noqa: N806
+        start = max(0, W - n_days - ms.warmup + 1)
+        M, ok = market_state_features(windows[..., start:, :], ms)  # noqa: N806
+        return M[..., -n_days:, :], ok[..., -n_days:]
 
     def window_inputs(self, windows: np.ndarray, n_days: int) -> np.ndarray:
         """Inputs of the last ``n_days`` days of windows ``(..., W, N)`` -> ``(..., n_days, N, D)``."""
         W = windows.shape[-2]  # noqa: N806
+        M, m_ok = self.market_inputs(windows, n_days)  # noqa: N806
         if self.config.use_features:
-            start = max(0, W - n_days - self.config.feature_warmup + 1)
+            start = max(0, W - n_days - self.config.features.warmup + 1)
             X, valid = batched_features(windows[..., start:, :], self.config.features)  # noqa: N806
-            return self.assemble(windows[..., W - n_days :, :], X[..., -n_days:, :, :], valid[..., -n_days:, :])
-        return self.assemble(windows[..., W - n_days :, :], None, None)
+            return self.assemble(windows[..., W - n_days :, :], X[..., -n_days:, :, :], valid[..., -n_days:, :], M, m_ok)
+        return self.assemble(windows[..., W - n_days :, :], None, None, M, m_ok)

@@ -8,7 +8,7 @@ Stock embedder (Figure 2 of the paper), per asset ``i`` and day ``t``::
     {r_{i,u} || X_{i,u}}_{u <= t}  --one-layer MLP-->  h1      (B, S, H)
     h1  --two sequence-model layers-->  h2 (last state)        (B, H)
     [h2 || sector emb || asset emb]  --two-layer MLP-->  h3    (B, H)
-    alpha = w_a'h3,  beta = W_b h3,  sigma = softplus(w_s'h3),  nu = softplus(w_v'h3) + 4
+    alpha = w_a'h3,  beta = W_b h3,  sigma = softplus(w_s'h3),  nu = softplus(w_v'h3) + nu_min
 
 Sequence model. Attention layers are causal with a *sliding window* of ``l`` positions
 per layer and a learned relative-position bias (one scalar per head and lag, initialised
@@ -42,7 +42,8 @@ __all__ = ["FactorParams", "NeuralFactorsNet", "StreamState", "dropout"]
 
 #: Lower bound of sigma (in units of each asset's train-period std) for numerical safety.
 SIGMA_FLOOR = 1e-4
-#: The paper's lower bound of the degrees of freedom (finite kurtosis).
+#: The paper's lower bound of the degrees of freedom (finite kurtosis); the default of
+#: ``NeuralFactorsConfig.nu_min``, which the network uses.
 NU_MIN = 4.0
 
 
@@ -137,7 +138,7 @@ class SlidingWindowAttention(nn.Module):
 
     def slot_bias(self, slot: int) -> Tensor:
         """Relative bias of each cache slot when the newest day sits in ``slot``: ``(n_kv, g, l)``."""
-        lag = (slot - torch.arange(self.window)) % self.window  # (l,) lag of each slot
+        lag = (slot - torch.arange(self.window, device=self.rel_bias.device)) % self.window  # (l,) lag of each slot
         return self.rel_bias[:, lag].view(self.n_kv, self.group, self.window)
 
     def slot_bias_table(self) -> Tensor:
@@ -360,7 +361,7 @@ class NeuralFactorsNet(nn.Module):
         scale = fn.softplus(self.prior_scale_raw) + 1e-4
         if self.cfg.prior == "gaussian":
             return scale, torch.full_like(scale, math.inf)
-        return scale, fn.softplus(self.prior_dof_raw) + NU_MIN
+        return scale, fn.softplus(self.prior_dof_raw) + self.cfg.nu_min
 
     # ---------------------------------------------------------------- sequence model
     def embed_inputs(self, x: Tensor) -> Tensor:
@@ -491,5 +492,5 @@ class NeuralFactorsNet(nn.Module):
         if self.cfg.decoder == "gaussian":
             nu = torch.full_like(sigma, math.inf)
         else:
-            nu = fn.softplus(o[..., 2]) + NU_MIN
+            nu = fn.softplus(o[..., 2]) + self.cfg.nu_min
         return FactorParams(alpha=alpha, beta=o[..., 3:], sigma=sigma, nu=nu)

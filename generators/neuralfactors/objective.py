@@ -181,13 +181,13 @@ def block_params(
     """
     R = net.cfg.receptive_field  # noqa: N806
     B, N = first.shape[0], data.inputs.shape[1]  # noqa: N806
-    rows = first[:, None] + torch.arange(n_days + R - 1) - R  # (B, S) input rows
+    rows = first[:, None] + torch.arange(n_days + R - 1, device=first.device) - R  # (B, S) input rows
     x = data.inputs[rows]  # (B, S, N, D)
     x = x.permute(0, 2, 1, 3).reshape(B * N, n_days + R - 1, -1)  # (B*N, S, D)
     h = net.encode(x, gen)[:, R - 1 :]  # (B*N, n_days, H)
     h = h.reshape(B, N, n_days, -1).transpose(1, 2)  # (B, n_days, N, H)
     params = net.heads(h, data.asset_ids, data.sector_ids, gen)
-    targets = first[:, None] + torch.arange(n_days)  # (B, n_days)
+    targets = first[:, None] + torch.arange(n_days, device=first.device)  # (B, n_days)
     return params, data.y[targets], data.mask[targets]
 
 
@@ -203,7 +203,7 @@ def evaluate_bound(
         prior_scale, prior_dof = net.prior()
         for a in range(0, len(rows), chunk):
             seg = rows[a : a + chunk]
-            params, y, mask = block_params(net, data, torch.tensor([seg[0]]), len(seg), None)
+            params, y, mask = block_params(net, data, torch.tensor([seg[0]], device=data.y.device), len(seg), None)
             lw = iwae_log_weights(params, prior_scale, prior_dof, y, mask, eps[:, None, a : a + len(seg)])
             total += float(ciwae_bound(lw).sum())
             count += float(mask.sum())

@@ -11,8 +11,8 @@ import torch.nn.functional as fn
 
 from factorgym.errors import DataValidationError
 from factorgym.generators.base import PathSimulator, torch_threads
-from factorgym.generators.neuralfactors.inputs import IncrementalFeatures
-from factorgym.generators.neuralfactors.model import NU_MIN, SIGMA_FLOOR, StreamState
+from factorgym.generators.neuralfactors.inputs import IncrementalFeatures, MarketStateTracker
+from factorgym.generators.neuralfactors.model import SIGMA_FLOOR, StreamState
 from factorgym.generators.neuralfactors.predictive import NeuralFactorsPredictive, var_factor
 
 if TYPE_CHECKING:
@@ -30,8 +30,10 @@ class NeuralFactorsSimulator(PathSimulator):
     Each :meth:`step` draws the day's factor returns and idiosyncratic noise for path ``p``
     from ``rngs[p]`` only (numpy), maps them to returns with the path's current
     ``alpha, beta, sigma, nu`` (batched), appends the day to the path's history, updates
-    its features incrementally and advances the embedder by one day from its cached
-    per-layer keys/values (or recurrent state): no lookback window is recomputed.
+    its features incrementally (and its market state, from the daily statistics of its last
+    ``warmup`` days, real then simulated) and advances the embedder by one day from its cached
+    per-layer keys/values (or recurrent state): no lookback window is recomputed. The network
+    runs on the model's device; the noise is drawn on the CPU.
 
     Simulated simple returns are clipped to ``SIM_RETURN_BOUNDS`` = ``[-0.99, 1.0]`` (the
     Student-T tails could otherwise produce a non-positive price; with daily scales of a few
@@ -52,6 +54,10 @@ class NeuralFactorsSimulator(PathSimulator):
             raise DataValidationError(f"got {w.shape[0]} windows for {P} rngs")
         w3 = w[None] if shared else w
         self._threads = cfg.inference_threads
+        self._dev = model.device_
+        self._market = (
+            MarketStateTracker(np.broadcast_to(w3, (P, *w3.shape[1:])), cfg.market_state) if cfg.market_state is not None else None
+        )
         with torch_threads(self._threads), torch.inference_mode():
             h, state, feats = model.prefill(w3)
             if shared and P > 1:
@@ -64,7 +70,7 @@ class NeuralFactorsSimulator(PathSimulator):
             # heads' static part (asset/sector embeddings) folded into a per-row bias once
             w_h, bias = model.net_.head_weights(model.asset_ids_, model.sector_ids_)  # (H, H), (N, H)
             self._w_h, self._head_bias = w_h, bias.repeat(P, 1)  # (P*N, H)
-            self._floors = torch.tensor([SIGMA_FLOOR, NU_MIN])
+            self._floors = torch.tensor([SIGMA_FLOOR, cfg.nu_min], device=self._dev)
             self._set_params(model.net_.heads_raw(h.reshape(P * self._N, -1), self._w_h, self._head_bias))
         self._prior_scale, self._prior_dof = model.prior_np()
 
@@ -76,8 +82,8 @@ class NeuralFactorsSimulator(PathSimulator):
         """
         cfg, N = self._m.config, self._N  # noqa: N806
         s = self._m.spec_.scale
-        sp = (fn.softplus(o[:, 1:3]) + self._floors).numpy()  # (k*N, 2): sigma~, nu (float32)
-        on = o.numpy()
+        sp = (fn.softplus(o[:, 1:3]) + self._floors).cpu().numpy()  # (k*N, 2): sigma~, nu (float32)
+        on = o.cpu().numpy()
         k = on.shape[0] // N
         alpha = on[:, 0].reshape(k, N) * s if cfg.learn_alpha else np.zeros((k, N))
         nu = np.full((k, N), np.inf) if cfg.decoder == "gaussian" else sp[:, 1].reshape(k, N).astype(np.float64)
@@ -147,14 +153,19 @@ class NeuralFactorsSimulator(PathSimulator):
     def _advance(self, r: np.ndarray) -> None:
         """Append day ``r`` ``(P, N)`` to every path and update the embedder state."""
         m = self._m
+        M = m_ok = None  # noqa: N806
+        if self._market is not None:
+            self._market.push(r)
+            M, m_ok = self._market.features()  # noqa: N806
         if self._feats is not None:
             self._feats.push(r)
             X, valid = self._feats.features()  # noqa: N806
-            x = m.spec_.assemble(r, X, valid)  # (P, N, D)
+            x = m.spec_.assemble(r, X, valid, M, m_ok)  # (P, N, D)
         else:
-            x = m.spec_.assemble(r, None, None)
+            x = m.spec_.assemble(r, None, None, M, m_ok)
         with torch_threads(self._threads), torch.inference_mode():
-            h = m.net_.step(torch.from_numpy(x).reshape(-1, x.shape[-1]), self._state)  # (P*N, H)
+            xt = torch.from_numpy(x).reshape(-1, x.shape[-1]).to(self._dev)
+            h = m.net_.step(xt, self._state)  # (P*N, H)
             self._set_params(m.net_.heads_raw(h, self._w_h, self._head_bias))
 
     def reset_paths(self, idx: np.ndarray, windows: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
@@ -168,12 +179,14 @@ class NeuralFactorsSimulator(PathSimulator):
             raise DataValidationError(f"reset_paths got {w.shape[0]} windows for {len(idx)} paths")
         with torch_threads(self._threads), torch.inference_mode():
             h, state, _ = self._m.prefill(w)
-            tok = torch.from_numpy((idx[:, None] * self._N + np.arange(self._N)).reshape(-1))
+            tok = torch.from_numpy((idx[:, None] * self._N + np.arange(self._N)).reshape(-1)).to(self._dev)
             self._state.assign(tok, state)
             fresh = self._m.net_.heads_raw(h.reshape(len(idx) * self._N, -1), self._w_h, self._head_bias[tok])
         for cur, new in zip((self._alpha, self._beta, self._sigma, self._nu), self._convert(fresh), strict=True):
             cur[idx] = new
         if self._feats is not None:
             self._feats.reset(idx, w)
+        if self._market is not None:
+            self._market.reset(idx, w)
         for j, p in enumerate(idx):
             self._rngs[p] = rngs[j]

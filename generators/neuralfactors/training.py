@@ -8,7 +8,10 @@ weights, and a resumable train state written atomically every ``checkpoint_every
 
 Determinism: the randomness of step ``s`` (which days, dropout masks, IWAE noise) is
 derived from ``(seed, s)`` alone, so a run resumed from a checkpoint takes exactly the steps
-an uninterrupted run takes.
+an uninterrupted run takes. The network and ``TrainData`` live on one device (the config's
+``device``); dropout masks and IWAE noise come from a ``torch.Generator`` on that device
+(the same numbers as before on the CPU; other numbers on a GPU), train states are read back
+onto the CPU and moved.
 """
 
 from __future__ import annotations
@@ -161,7 +164,9 @@ class Adam:
             a.shape != p.shape or b.shape != p.shape for a, b, p in zip(m, v, self.params, strict=True)
         ):
             raise ValueError("optimizer state does not match the parameters")
-        self.t, self.m, self.v = int(state["t"]), [a.clone() for a in m], [b.clone() for b in v]
+        self.t = int(state["t"])
+        self.m = [a.to(p.device, copy=True) for a, p in zip(m, self.params, strict=True)]
+        self.v = [b.to(p.device, copy=True) for b, p in zip(v, self.params, strict=True)]
 
 
 def state_to_bytes(obj: Any) -> bytes:
@@ -226,10 +231,11 @@ def _resume(state_path: Path, signature: dict[str, Any], net: NeuralFactorsNet, 
     except (RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{state_path} does not match this model: {exc}") from exc
     st = _LoopState()
+    dev = next(net.parameters()).device
     if "polyak" in blobs:
-        st.avg = state_from_bytes(blobs["polyak"], "Polyak average", state_path)
+        st.avg = {k: v.to(dev) for k, v in state_from_bytes(blobs["polyak"], "Polyak average", state_path).items()}
     if "best" in blobs:
-        st.best_state = state_from_bytes(blobs["best"], "best weights", state_path)
+        st.best_state = {k: v.to(dev) for k, v in state_from_bytes(blobs["best"], "best weights", state_path).items()}
     st.step, st.n_avg = int(meta["step"]), int(meta["n_avg"])
     st.best_val = float(meta["best_val"]) if meta["best_val"] is not None else math.inf
     st.best_step, st.history = int(meta["best_step"]), list(meta["history"])
@@ -267,15 +273,19 @@ def _optimisation_step(
 ) -> tuple[float, float]:
     """One Adam step on a batch drawn from ``(seed, step)``; returns the loss and learning rate."""
     rng = _step_seed(seed, step)
-    first = torch.from_numpy(rng.choice(starts, size=cfg.blocks_per_batch)).long()
-    gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+    dev = data.y.device
+    first = torch.from_numpy(rng.choice(starts, size=cfg.blocks_per_batch)).long().to(dev)
+    gen = torch.Generator(device=dev).manual_seed(int(rng.integers(0, 2**62)))
     lr = learning_rate(cfg, step)
     opt.lr = lr
     params, y, mask = block_params(net, data, first, cfg.days_per_block, gen)
     prior_scale, prior_dof = net.prior()
-    eps = torch.randn((cfg.k, *y.shape[:-1], cfg.n_factors), generator=gen)
+    eps = torch.randn((cfg.k, *y.shape[:-1], cfg.n_factors), generator=gen, device=dev)
     bound = ciwae_bound(iwae_log_weights(params, prior_scale, prior_dof, y, mask, eps))
-    loss = -bound.sum() / mask.sum().clamp_min(1)
+    n_obs = mask.sum().clamp_min(1)
+    loss = -bound.sum() / n_obs
+    if cfg.alpha_penalty > 0:  # shrink alpha toward zero (training loss only)
+        loss = loss + cfg.alpha_penalty * torch.where(mask, params.alpha**2, 0.0).sum() / n_obs
     opt.zero_grad()
     loss.backward()
     if cfg.grad_clip > 0:
@@ -353,7 +363,7 @@ def train(
     starts = _block_starts(data.train_rows, cfg.days_per_block)
     val_eps = torch.from_numpy(
         np.random.default_rng([seed, 2**31]).standard_normal((cfg.val_k, len(data.val_rows), cfg.n_factors))
-    ).float()
+    ).float().to(data.y.device)
     opt = Adam(list(net.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     signature = {"config": cfg.training_signature(), "seed": int(seed), "data": fingerprint}
     st = _resume(state_path, signature, net, opt) if state_path is not None and state_path.exists() else _LoopState()
@@ -385,5 +395,6 @@ def train(
     best_state = st.best_state
     if best_state is None:  # pragma: no cover - max_steps >= 1 always validates
         best_state = net.state_dict()
+    best_state = {k: v.to(data.y.device) for k, v in best_state.items()}
     elapsed_total = st.elapsed + (0.0 if st.done else time.perf_counter() - t_start)
     return TrainResult(best_state, st.best_val, st.best_step, st.history, elapsed_total, st.resumed_from)

@@ -33,7 +33,16 @@ import numpy as np
 from factorgym.data import ReturnPanel
 from factorgym.errors import DataValidationError
 
-__all__ = ["FeatureConfig", "FeatureScaler", "RollingFeatures", "compute_features", "window_features"]
+__all__ = [
+    "FeatureConfig",
+    "FeatureScaler",
+    "MarketStateConfig",
+    "RollingFeatures",
+    "compute_features",
+    "market_daily_stats",
+    "market_state_features",
+    "window_features",
+]
 
 
 @dataclass(frozen=True)
@@ -293,3 +302,141 @@ class FeatureScaler:
         s.mean_ = np.asarray(d["mean"], dtype=np.float64)
         s.scale_ = np.asarray(d["scale"], dtype=np.float64)
         return s
+
+
+# ---------------------------------------------------------------------- market state
+@dataclass(frozen=True)
+class MarketStateConfig:
+    """Point-in-time market-state features of day ``t``, shared by every asset.
+
+    All come from the returns alone, through two daily statistics of the cross-section
+    (:func:`market_daily_stats`): the equal-weight mean return ``m_u`` of the available
+    assets and their cross-sectional standard deviation ``d_u`` (ddof=0, at least 2 assets).
+    In this order:
+
+    ``mvol_w``  log of the root mean square of ``m`` over days ``t-w+1 .. t`` (realised
+                volatility of the equal-weight portfolio), for ``w`` in ``vol_windows``;
+    ``mdd_w``   drawdown of the equal-weight index from its running peak over the last
+                ``w`` days: ``log P_t - max_{t-w < u <= t} log P_u`` with ``log P`` the
+                cumulated ``log(1 + m)`` (``<= 0``; 0 disables);
+    ``disp_w``  log of the mean of ``d`` over the last ``w`` days, for ``w`` in
+                ``dispersion_windows``.
+
+    A day's market state is valid when ``m`` (and ``d`` for the dispersion) is defined on
+    every day its windows cover.
+    """
+
+    vol_windows: tuple[int, ...] = (5, 21, 63)
+    drawdown_window: int = 126
+    dispersion_windows: tuple[int, ...] = (5, 21)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vol_windows", tuple(int(w) for w in self.vol_windows))
+        object.__setattr__(self, "dispersion_windows", tuple(int(w) for w in self.dispersion_windows))
+        for w in (*self.vol_windows, *self.dispersion_windows):
+            if w < 1:
+                raise DataValidationError(f"market-state windows must be >= 1 day, got {w}")
+        if int(self.drawdown_window) < 0 or int(self.drawdown_window) == 1:
+            raise DataValidationError(f"drawdown_window must be 0 (off) or >= 2 days, got {self.drawdown_window}")
+        if not self.names:
+            raise DataValidationError("MarketStateConfig selects no feature; use None to disable the market state")
+
+    @property
+    def warmup(self) -> int:
+        """Days of history the market state of one day needs."""
+        return max([1, *self.vol_windows, int(self.drawdown_window), *self.dispersion_windows])
+
+    @property
+    def names(self) -> list[str]:
+        """Feature names in column order."""
+        out = [f"mvol_{w}" for w in self.vol_windows]
+        if self.drawdown_window:
+            out.append(f"mdd_{self.drawdown_window}")
+        return out + [f"disp_{w}" for w in self.dispersion_windows]
+
+    @property
+    def n_features(self) -> int:
+        """Number of market-state features."""
+        return len(self.names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (saved in checkpoints)."""
+        return {"vol_windows": list(self.vol_windows), "drawdown_window": int(self.drawdown_window),
+                "dispersion_windows": list(self.dispersion_windows)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MarketStateConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def market_daily_stats(returns: np.ndarray) -> np.ndarray:
+    """Equal-weight mean and cross-sectional std (ddof=0) of each day: ``(..., T, N)`` -> ``(..., T, 2)``.
+
+    NaN cells are unavailable; the mean is NaN on a day without assets, the std on a day
+    with fewer than 2.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    avail = ~np.isnan(r)
+    x = np.where(avail, r, 0.0)
+    cnt = avail.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = x.sum(axis=-1) / cnt
+        var = np.where(avail, (x - mean[..., None]) ** 2, 0.0).sum(axis=-1) / cnt
+    mean = np.where(cnt > 0, mean, np.nan)
+    sd = np.where(cnt > 1, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    return np.stack([mean, sd], axis=-1)
+
+
+def _trailing_mean_last(x: np.ndarray, w: int) -> np.ndarray:
+    """Trailing mean of ``x`` ``(..., T)`` over ``w`` days at every day (NaN where short or undefined)."""
+    T = x.shape[-1]
+    ok = ~np.isnan(x)
+    xf = np.where(ok, x, 0.0)
+    zero = np.zeros((*x.shape[:-1], 1))
+    c = np.concatenate([zero, np.cumsum(xf, axis=-1)], axis=-1)
+    n = np.concatenate([zero, np.cumsum(ok, axis=-1)], axis=-1)
+    out = np.full(x.shape, np.nan)
+    if T >= w:
+        s = c[..., w:] - c[..., :-w]
+        full = (n[..., w:] - n[..., :-w]) == w
+        out[..., w - 1 :] = np.where(full, s / w, np.nan)
+    return out
+
+
+def market_state_features(
+    returns: np.ndarray, config: MarketStateConfig, *, stats: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Market-state features of every day of ``returns`` ``(..., T, N)`` (see :class:`MarketStateConfig`).
+
+    Day ``t`` uses rows ``<= t`` only. ``stats`` ``(..., T, 2)``: the output of
+    :func:`market_daily_stats` if already computed (``returns`` is then ignored and may be
+    None); a simulator keeps them for its last ``config.warmup`` days and calls this on them.
+
+    Returns
+    -------
+    M : ndarray of shape (..., T, K)
+        NaN where invalid.
+    valid : ndarray of shape (..., T), bool
+    """
+    st = market_daily_stats(returns) if stats is None else np.asarray(stats, dtype=np.float64)
+    m, d = st[..., 0], st[..., 1]
+    cols: list[np.ndarray] = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for w in config.vol_windows:
+            cols.append(0.5 * np.log(_trailing_mean_last(m * m, w) + 1e-12))
+        w = int(config.drawdown_window)
+        if w:
+            lp = np.cumsum(np.log1p(np.where(np.isnan(m), 0.0, m)), axis=-1)  # (..., T)
+            T = lp.shape[-1]
+            dd = np.full(lp.shape, np.nan)
+            if T >= w:
+                peak = np.lib.stride_tricks.sliding_window_view(lp, w, axis=-1).max(axis=-1)  # (..., T-w+1)
+                dd[..., w - 1 :] = lp[..., w - 1 :] - peak
+            ok = _trailing_mean_last(np.where(np.isnan(m), np.nan, 0.0), w)  # 0 where all w days defined
+            cols.append(np.where(np.isnan(ok), np.nan, dd))
+        for w in config.dispersion_windows:
+            cols.append(np.log(_trailing_mean_last(d, w) + 1e-12))
+    M = np.stack(cols, axis=-1)
+    valid = ~np.isnan(M).any(axis=-1)
+    return np.where(valid[..., None], M, np.nan), valid
