@@ -1,9 +1,12 @@
-import numpy as np, pytest
-from pathlib import Path
+"""Agents train on a scenario bank folder wherever they take a generator run (MarketSpec)."""
+
+import pytest
+
 from factorgym.agents.rl import MarketSpec, train_agent
 from factorgym.errors import FactorGymError
-from factorgym.generators.runs import RunSpec, fit_run
 from factorgym.generators.banks import simulate_bank
+from factorgym.generators.runs import RunSpec, fit_run
+
 
 def test_bank_market_spec(tmp_path):
     run = tmp_path / "lw"
