@@ -108,9 +108,12 @@ def write_md(sweep_dir: Path | None, sp: dict[str, Any] | None, header: str, con
         cols = ["arm", "lag", "n_seeds", "val_sharpe_iqm", "test_sharpe_iqm", "test_sharpe_iqm_ci_lower", "test_sharpe_iqm_ci_upper",
                 "poi_vs_reference", "poi_vs_reference_ci_lower", "poi_vs_reference_ci_upper", "poi_vs_ew", "mix_sharpe_minus_ew",
                 "mix_sharpe_minus_ew_hac_pvalue", "mix_deflated_sharpe", "test_annualised_turnover_mean", "best_timestep_median"]  # fmt: skip
-        lines += [f"Command: `python benchmarks/bench_sim2real.py --config {config}` (sweep folder `{sweep_dir}`).", ""]
+        rel = (lambda p: str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT) else str(p))  # noqa: E731
+        ew = s["equal_weight_test_sharpe"]
+        ew_text = ", ".join(f"{v:.2f} at lag {k}" for k, v in ew.items()) if isinstance(ew, dict) else f"{ew:.2f}"
+        lines += [f"Command: `python benchmarks/bench_sim2real.py --config {rel(config)}` (sweep folder `{rel(sweep_dir)}`).", ""]
         lines += [f"Best arm on validation (lag {s['selection_lag']}): **{s.get('best_arm')}**; reference arm {s['reference_arm']}; "
-                  f"1/N test Sharpe {s['equal_weight_test_sharpe']}; {s['n_trials']} trials counted; goal met: {s.get('goal_met')}.", ""]  # fmt: skip
+                  f"1/N test Sharpe {ew_text}; {s['n_trials']} trials counted; goal met: {s.get('goal_met')}.", ""]  # fmt: skip
         if s.get("best_curve"):
             lines += [f"Best arm's validation curve: {s['best_curve']}", ""]
         lines += [to_markdown(arms[[c for c in cols if c in arms.columns]].set_index("arm"), floatfmt=".3f"), ""]
