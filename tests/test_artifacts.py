@@ -225,3 +225,26 @@ def test_the_same_contents_give_the_same_bytes(tmp_path, monkeypatch) -> None:
         monkeypatch.setattr(time, "time", lambda i=i: real() + 86_400 * 400 * i)  # a year apart
         write_artifact(tmp_path / name, {"kind": "x"}, arrays={"w": np.arange(3.0)}, blobs={"b": b"1"})
     assert (tmp_path / "a.fgz").read_bytes() == (tmp_path / "b.fgz").read_bytes()
+
+
+def test_staged_folder_replaces_whole_or_not_at_all(tmp_path):
+    from factorgym.artifacts import staged_folder
+
+    out = tmp_path / "result"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), staged_folder(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("killed half-way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"] and sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    with staged_folder(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]  # nothing stale from the old result
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
+
+    def refuse(p):  # noqa: ANN001, ANN202
+        raise ValueError(f"{p} is not mine")
+
+    with pytest.raises(ValueError, match="not mine"), staged_folder(out, refuse):
+        pass
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]

@@ -36,14 +36,12 @@ import numpy as np
 from factorgym.data import ReturnPanel
 from factorgym.envs.markets.base import (
     Market,
-    MarketPaths,
     ObservationConfig,
     StartSpec,
-    standardise,
 )
-from factorgym.envs.markets.generative import RingWindows
+from factorgym.envs.markets.generative import RingPaths, RingWindows
 from factorgym.errors import DataValidationError
-from factorgym.features import FeatureScaler, compute_features, window_features
+from factorgym.features import FeatureScaler, compute_features
 
 if TYPE_CHECKING:
     from factorgym.generators.banks import Bank
@@ -133,7 +131,7 @@ class BankMarket(Market):
         )
 
 
-class BankPaths(MarketPaths):
+class BankPaths(RingPaths):
     def __init__(self, market: BankMarket, n_paths: int, obs: ObservationConfig) -> None:
         super().__init__(market, n_paths, obs, market.start, False)
         self.bmarket = market
@@ -209,31 +207,6 @@ class BankPaths(MarketPaths):
         self._ring.push(r)
         self._day += 1
         return r
-
-    def tradable(self) -> np.ndarray | None:
-        if not self.has_mask:
-            return None
-        out = np.ones((self.n_paths, self.n_assets), dtype=bool)
-        real = np.flatnonzero(self._day == 0)  # the real start day; simulated days are complete
-        if real.size:
-            out[real] = self.panel.mask[self.start_rows[real]]
-        return out
-
-    def returns_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
-        return np.array(self._ring.last(self.window, idx))
-
-    def mask_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
-        if not self.has_mask:
-            k = self.n_paths if idx is None else len(idx)
-            return np.ones((k, self.window, self.n_assets))
-        return np.array(self._ring.last(self.window, idx, mask=True))
-
-    def features(self, idx=None) -> np.ndarray:  # type: ignore[override]
-        cfg = self.obs.features
-        assert cfg is not None and self._scaler is not None
-        w = self._ring.last(cfg.warmup, idx)
-        m = self._ring.last(cfg.warmup, idx, mask=True) > 0.5 if self.has_mask else None
-        return standardise(window_features(w, cfg, m), self._scaler)
 
     def moments(self, idx=None) -> np.ndarray:  # type: ignore[override]
         raise DataValidationError("a bank market cannot observe moments")

@@ -126,7 +126,39 @@ class RingWindows:
             self.mask[idx, self.L :] = m
 
 
-class GenerativePaths(MarketPaths):
+class RingPaths(MarketPaths):
+    """Paths whose history after the real start day lives in a :class:`RingWindows`
+    (``self._ring``), with ``self._day`` days simulated so far: the generative market and the
+    bank market that replays it share these observations exactly."""
+
+    def tradable(self) -> np.ndarray | None:
+        if not self.has_mask:
+            return None
+        out = np.ones((self.n_paths, self.n_assets), dtype=bool)
+        real = np.flatnonzero(self._day == 0)  # the real start day; simulated days are complete
+        if real.size:
+            out[real] = self.panel.mask[self.start_rows[real]]
+        return out
+
+    def returns_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
+        return np.array(self._ring.last(self.window, idx))
+
+    def mask_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
+        if not self.has_mask:
+            k = self.n_paths if idx is None else len(idx)
+            return np.ones((k, self.window, self.n_assets))
+        return np.array(self._ring.last(self.window, idx, mask=True))
+
+    def features(self, idx=None) -> np.ndarray:  # type: ignore[override]
+        cfg = self.obs.features
+        assert cfg is not None and self._scaler is not None
+        w = self._ring.last(cfg.warmup, idx)
+        m = self._ring.last(cfg.warmup, idx, mask=True) > 0.5 if self.has_mask else None
+        return standardise(window_features(w, cfg, m), self._scaler)
+
+
+
+class GenerativePaths(RingPaths):
     def __init__(self, market: GenerativeMarket, n_paths: int, obs: ObservationConfig) -> None:
         super().__init__(market, n_paths, obs, market.start, market.random_start)
         self.gmarket = market
@@ -195,31 +227,6 @@ class GenerativePaths(MarketPaths):
         self._ring.push(r)
         self._day += 1
         return r
-
-    def tradable(self) -> np.ndarray | None:
-        if not self.has_mask:
-            return None
-        out = np.ones((self.n_paths, self.n_assets), dtype=bool)
-        real = np.flatnonzero(self._day == 0)  # the real start day; simulated days are complete
-        if real.size:
-            out[real] = self.panel.mask[self.start_rows[real]]
-        return out
-
-    def returns_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
-        return np.array(self._ring.last(self.window, idx))
-
-    def mask_window(self, idx=None) -> np.ndarray:  # type: ignore[override]
-        if not self.has_mask:
-            k = self.n_paths if idx is None else len(idx)
-            return np.ones((k, self.window, self.n_assets))
-        return np.array(self._ring.last(self.window, idx, mask=True))
-
-    def features(self, idx=None) -> np.ndarray:  # type: ignore[override]
-        cfg = self.obs.features
-        assert cfg is not None and self._scaler is not None
-        w = self._ring.last(cfg.warmup, idx)
-        m = self._ring.last(cfg.warmup, idx, mask=True) > 0.5 if self.has_mask else None
-        return standardise(window_features(w, cfg, m), self._scaler)
 
     def moments(self, idx=None) -> np.ndarray:  # type: ignore[override]
         assert self._sim is not None

@@ -12,16 +12,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import secrets
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from factorgym.artifacts import atomic_write_bytes, atomic_write_text
+from factorgym.artifacts import atomic_write_bytes, atomic_write_text, staged_folder
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import DataValidationError
 from factorgym.generators.banks.shards import FIXED_COLUMNS, ShardJob, ShardSource, shard_task
@@ -63,32 +59,6 @@ def _check_target(out: Path) -> Path:
             "(choose an empty or new folder)"
         )
     return out
-
-
-@contextmanager
-def _staged(out: Path) -> Iterator[Path]:
-    """A staging folder beside ``out`` that replaces it when the block ends without error."""
-    _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        _check_target(out)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
-            try:
-                os.rename(tmp, out)
-            except BaseException:
-                os.rename(old, out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _resolve_generator(run: Any) -> tuple[Any, ReturnGenerator, str | None, str | None, dict[str, Any] | None]:
@@ -223,7 +193,7 @@ def _write(spec: BankSpec, target: Path, generator: Any, panel: Any, *, workers:
     rows = np.asarray(spec.context_rows, dtype=np.int64)
     jobs = [ShardJob(k, a, b, seeds[a:b], rows[a:b]) for k, (a, b) in enumerate(spec.shard_bounds())]
     shards: list[dict[str, Any]] = []
-    with _staged(target) as tmp, Progress(
+    with staged_folder(target, _check_target) as tmp, Progress(
         spec.n_paths * spec.horizon, f"simulating a bank of {spec.n_paths} paths", enabled=progress
     ) as bar:
         (tmp / SHARDS_DIR).mkdir()

@@ -11,10 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
+import shutil
 import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ import numpy as np
 
 from factorgym.errors import CheckpointError
 
-__all__ = ["ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "read_artifact", "write_artifact"]
+__all__ = ["ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "read_artifact", "staged_folder", "write_artifact"]
 
 #: Bumped when the artifact layout changes incompatibly.
 ARTIFACT_FORMAT = 1
@@ -72,6 +76,52 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike[str], check: Callable[[Path], Any] | None = None) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write a whole result into; when the block ends
+    without an error it takes ``out``'s place, so ``out`` holds the old complete result or the
+    new one, never a mix (an error or a kill leaves the old one and, at worst, a hidden
+    ``.NAME.tmp-*`` folder).
+
+    Parameters
+    ----------
+    out : path
+        The folder to replace (or create).
+    check : callable, optional
+        ``check(out)`` raises when ``out`` must not be replaced (e.g. a folder that is not this
+        kind of result); it runs before the block and again just before the swap.
+
+    Yields
+    ------
+    Path
+        The temporary folder to write into.
+    """
+    target = Path(out)
+    if check is not None:
+        check(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if check is not None:
+            check(target)  # nothing else was written there meanwhile
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(target, old)
+            try:
+                os.rename(tmp, target)
+            except BaseException:
+                os.rename(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_artifact(

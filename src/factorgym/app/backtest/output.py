@@ -15,12 +15,11 @@ backtest (``backtest.json``) is ever replaced: :func:`check_output_folder` refus
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from factorgym.artifacts import staged_folder as artifact_staged_folder
 from factorgym.errors import DataValidationError
 
 __all__ = ["MARKER", "check_output_folder", "staged_folder"]
@@ -49,20 +48,6 @@ def check_output_folder(out: str | os.PathLike[str]) -> Path:
     return p
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 @contextmanager
 def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary folder beside ``out`` to write into; it replaces ``out`` when the block
@@ -73,14 +58,5 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     Path
         The temporary folder.
     """
-    target = check_output_folder(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with artifact_staged_folder(out, check_output_folder) as tmp:
         yield tmp
-        check_output_folder(target)  # nothing else was written there meanwhile
-        _replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

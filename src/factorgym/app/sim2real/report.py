@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from factorgym.artifacts import atomic_write_text
+from factorgym.artifacts import atomic_write_text, staged_folder
 from factorgym.errors import FactorGymError
 from factorgym.jsonable import jsonable
 
@@ -181,23 +179,6 @@ def write_results(result: Sim2RealResult, out: str | os.PathLike[str], *, report
     target = Path(out)
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / RESULTS_MARKER).is_file())):
         raise FactorGymError(f"{target} exists and is not a sim2real results folder; move it away")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with staged_folder(target) as tmp:
         rel = _write(result, tmp, report)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(target, old)
-            try:
-                os.rename(tmp, target)
-            except BaseException:
-                os.rename(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {k: target / r for k, r in rel.items()}
