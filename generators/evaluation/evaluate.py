@@ -299,15 +299,21 @@ def evaluate_generator(
     TypeError
         A keyword that is not a field of :class:`EvaluationOptions`.
     """
-    opts = options if options is not None else EvaluationOptions()
-    if settings:
-        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(EvaluationOptions)})
-        if unknown:
-            raise TypeError(f"evaluate_generator() got unexpected keyword arguments: {', '.join(unknown)}")
-        opts = dataclasses.replace(opts, **settings)
+    opts = with_settings(options if options is not None else EvaluationOptions(), settings, "evaluate_generator")
     levels = opts.checked_levels()
     with compute_threads(opts.num_threads):
         return _evaluate(generator, panel, split, part, rng, opts, levels)
+
+
+def with_settings(options: Any, settings: dict[str, Any], caller: str) -> Any:
+    """``options`` (a dataclass) with the keyword ``settings`` replaced; a keyword that is not
+    one of its fields is a :class:`TypeError` naming it, as for any Python function."""
+    if not settings:
+        return options
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(options)})
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword arguments: {', '.join(unknown)}")
+    return dataclasses.replace(options, **settings)
 
 
 def _evaluate(

@@ -76,7 +76,6 @@ streams for every generator.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +86,7 @@ import pandas as pd
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import DataValidationError
 from factorgym.generators.base import ReturnGenerator, check_context, compute_threads
+from factorgym.generators.evaluation.evaluate import with_settings
 from factorgym.generators.evaluation.rollout_scores import (
     CONTEXT_COLUMNS,
     HorizonScores,
@@ -324,12 +324,7 @@ def rollout_diagnostics(
     TypeError
         A keyword that is not a field of :class:`RolloutOptions`.
     """
-    opts = options if options is not None else RolloutOptions()
-    if settings:
-        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(RolloutOptions)})
-        if unknown:
-            raise TypeError(f"rollout_diagnostics() got unexpected keyword arguments: {', '.join(unknown)}")
-        opts = dataclasses.replace(opts, **settings)
+    opts = with_settings(options if options is not None else RolloutOptions(), settings, "rollout_diagnostics")
     horizons = opts.checked_horizons()
     with compute_threads(opts.num_threads):
         return _run(generator, panel, split, part, rng, opts, horizons)
