@@ -224,6 +224,11 @@ def test_results_folder_and_report(sweep):
     html = (res / "report.html").read_text()
     assert "Learning curves" in html and "training market" in html and "lw: real validation" in html
     assert not [p for p in res.parent.iterdir() if p.name.startswith(".results")]  # no staging folder left
+    # the checkpoint diagnosis: every arm, and the split adds up (excess = allocation + costs)
+    diag = pd.read_csv(res / "diagnosis.csv")
+    assert set(diag["arm"]) == {a.name for a in sweep.cfg.arms} and (diag["n_seeds"] == len(sweep.cfg.seeds)).all()
+    np.testing.assert_allclose(diag["excess_log_wealth"], diag["allocation"] + diag["costs"], atol=1e-12)
+    assert "Diagnosis: allocation or costs?" in html
 
 
 def test_rerun_resumes_without_retraining_and_a_changed_arm_is_refused(sweep):

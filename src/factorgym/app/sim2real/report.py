@@ -82,6 +82,31 @@ def curves_figure(curves: pd.DataFrame, arms: list[str]) -> go.Figure:
     return fig
 
 
+def _add_diagnosis(rep: Report, diag: pd.DataFrame) -> None:
+    """Why the real-validation return moves with training: allocation or costs."""
+    rep.add_section("Diagnosis: allocation or costs?")
+    ends = diag.sort_values("timesteps").groupby("arm", sort=False).nth([0, -1])
+    cols = [c for c in ("arm", "timesteps", "n_seeds", "excess_log_wealth", "allocation", "costs", "mean_turnover",
+                        "effective_n", "cash") if c in ends.columns]  # fmt: skip
+    rep.add_table(
+        ends[cols].set_index(["arm", "timesteps"]), "First and last validation evaluation of each arm (mean over seeds)",
+        how="Per real-validation episode: the policy's log-wealth minus 1/N's on the same days (excess) = allocation "
+        "(the same difference before costs) + costs (the policy's cost drag minus 1/N's); turnover is two-way per day; "
+        "effective N is 1 / HHI of the risky weights. A fall in excess that sits in costs is trading, not allocation.",
+    )  # fmt: skip
+    from factorgym.report.figures import PALETTE, PALETTE_LIGHT, new_figure
+
+    fig = new_figure("Excess log-wealth over 1/N on real validation: allocation (solid) and costs (dotted)", height=440)
+    colors = PALETTE + PALETTE_LIGHT
+    for i, (arm, d) in enumerate(diag.groupby("arm", sort=False)):
+        for col, dash in (("allocation", "solid"), ("costs", "dot")):
+            fig.add_scatter(x=d["timesteps"].tolist(), y=d[col].tolist(), mode="lines+markers", name=f"{arm}: {col}",
+                            legendgroup=arm, line={"color": colors[i % len(colors)], "dash": dash})  # fmt: skip
+    fig.update_xaxes(title_text="training steps")
+    fig.update_yaxes(title_text="log-wealth per episode vs 1/N (mean over seeds)")
+    rep.add_figure(fig, how="Solid: allocation before costs; dotted: costs. Both are differences to 1/N on the same episodes.")
+
+
 def _fmt(v: Any, spec: str = ".2f") -> str:
     return "N/A" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
@@ -136,6 +161,8 @@ def to_report(result: Sim2RealResult) -> Report:
     rep.add_figure(curves_figure(result.curves, [a.name for a in cfg.arms]),
                    how="Training market: each checkpoint, deterministic, on fixed training-market episodes; real validation: "
                        "the evaluations that selected the checkpoint. x: steps the parameters were trained on.")  # fmt: skip
+    if not result.diagnosis.empty:
+        _add_diagnosis(rep, result.diagnosis)
     rep.add_section("Runs")
     rep.add_table(result.runs.set_index(["arm", "seed", "lag"]), "Every run (val_*: real validation, test_*: real test)")
     rep.add_section("Baselines")
@@ -160,6 +187,8 @@ def _write(result: Sim2RealResult, folder: Path, report: bool) -> dict[str, Path
         put(f"{key}_csv", f"{key}.csv", df.to_csv(index=False))
         put(f"{key}_md", f"{key}.md", to_markdown(df.set_index(df.columns[0])))
     put("curves_csv", "curves.csv", result.curves.to_csv(index=False))
+    if not result.diagnosis.empty:
+        put("diagnosis_csv", "diagnosis.csv", result.diagnosis.to_csv(index=False))
     put("config", "config.json", json.dumps(jsonable(result.config.to_dict()), indent=2))
     if report:
         put("report", "report.html", to_report(result).to_html())

@@ -64,6 +64,10 @@ class Sim2RealResult:
     curves: pd.DataFrame
     summary: dict[str, Any]
     paths: dict[str, Path] = field(default_factory=dict)
+    #: Checkpoint diagnosis (:func:`diagnosis_table`): per arm and evaluation step, the
+    #: real-validation log-wealth against 1/N split into allocation and costs, turnover and
+    #: concentration, averaged over seeds.
+    diagnosis: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _seed(cfg: Sim2RealConfig, *parts: Any) -> np.random.SeedSequence:
@@ -219,3 +223,35 @@ def _summary(cfg: Sim2RealConfig, arms: pd.DataFrame, curves: pd.DataFrame, ew: 
         poi = row.get("poi_vs_reference", math.nan)
         out["goal_met"] = bool(math.isfinite(poi) and poi >= GOAL_PROBABILITY and out["best_curve"].get("holds", False))
     return out
+
+
+def diagnosis_table(agents_dir: str | Path, arms: Sequence[str]) -> pd.DataFrame:
+    """Every arm's checkpoint diagnosis, averaged over its seeds: at each validation
+    evaluation, the excess log-wealth over 1/N on the same real days, split into allocation
+    (before costs) and costs, with turnover and concentration
+    (:func:`~factorgym.agents.rl.diagnose.diagnosis_frame` of each agent folder).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``arm``, ``timesteps``, ``n_seeds`` and the diagnosis columns; empty when no
+        agent recorded a diagnosis.
+    """
+    from factorgym.agents.rl.diagnose import diagnosis_frame
+
+    rows = []
+    for arm in arms:
+        frames = []
+        for folder in sorted((Path(agents_dir) / arm).glob("seed_*")):
+            if not (folder / "evaluations.json").is_file():  # not trained (yet): nothing to split
+                continue
+            df = diagnosis_frame(folder)
+            if not df.empty:
+                frames.append(df)
+        if not frames:
+            continue
+        mean = pd.concat(frames).groupby("timesteps").mean(numeric_only=True).reset_index()
+        mean.insert(0, "arm", arm)
+        mean.insert(2, "n_seeds", len(frames))
+        rows.append(mean)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

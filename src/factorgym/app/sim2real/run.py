@@ -410,7 +410,7 @@ def run_sim2real(
     """
     from factorgym.app.sim2real.config import load_config
     from factorgym.app.sim2real.report import write_results
-    from factorgym.app.sim2real.results import summarize
+    from factorgym.app.sim2real.results import diagnosis_table, summarize
     from factorgym.parallel import map_tasks, ray_session
     from factorgym.progress import Progress
 
@@ -437,5 +437,6 @@ def run_sim2real(
             n = _workers(workers, address, len(tasks))
             records = map_tasks(run_one, tasks, workers=n, address=address, on_result=done)
     result = summarize(cfg, records[0], records[1:], n_trials=count_trials(target))
+    result.diagnosis = diagnosis_table(target / "agents", [a.name for a in cfg.arms])
     result.paths = write_results(result, target / "results", report=report)
     return result
