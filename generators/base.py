@@ -230,6 +230,14 @@ class PathSimulator(ABC):
         """Mean ``(P, N)`` and covariance ``(P, N, N)`` of the next step (for observations)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose predicted moments")
 
+    def moments_diag(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance ``(P, N)`` of the next step (the diagonal of :meth:`moments`).
+
+        Simulators with a cheaper route than the full ``(P, N, N)`` covariance override it.
+        """
+        mean, cov = self.moments()
+        return mean, np.diagonal(cov, axis1=-2, axis2=-1)
+
 
 _REGISTRY: dict[str, type[ReturnGenerator]] = {}
 

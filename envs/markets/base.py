@@ -28,6 +28,7 @@ __all__ = [
     "StartSpec",
     "check_assets",
     "format_moments",
+    "format_moments_diag",
     "last_traded_rows",
     "parse_day",
     "standardise",
@@ -86,10 +87,17 @@ def check_assets(generator: ReturnGenerator, panel: ReturnPanel) -> None:
 def format_moments(mean: np.ndarray, cov: np.ndarray, kind: str) -> np.ndarray:
     """``(k, 2, N)`` mean/volatility or ``(k, N + 1, N)`` mean/covariance."""
     if kind == "diag":
-        vol = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
-        out = np.stack([mean, vol], axis=-2)
+        return format_moments_diag(mean, np.diagonal(cov, axis1=-2, axis2=-1))
     else:
         out = np.concatenate([mean[..., None, :], cov], axis=-2)
+    if not np.isfinite(out).all():
+        raise DataValidationError("the generator predicted non-finite moments")
+    return out
+
+
+def format_moments_diag(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """``(k, 2, N)`` mean/volatility from means and variances ``(k, N)``."""
+    out = np.stack([mean, np.sqrt(np.maximum(var, 0.0))], axis=-2)
     if not np.isfinite(out).all():
         raise DataValidationError("the generator predicted non-finite moments")
     return out

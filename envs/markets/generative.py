@@ -16,6 +16,7 @@ from factorgym.envs.markets.base import (
     StartSpec,
     check_assets,
     format_moments,
+    format_moments_diag,
     standardise,
 )
 from factorgym.errors import DataValidationError
@@ -232,12 +233,15 @@ class GenerativePaths(RingPaths):
         assert self._sim is not None
         kind = self.obs.moments
         if self._sim_moments:
+            sel = slice(None) if idx is None else idx
             try:
+                if kind == "diag":  # O(P N F) for a factor model, not the (P, N, N) covariance
+                    mean, var = self._sim.moments_diag()
+                    return format_moments_diag(np.asarray(mean)[sel], np.asarray(var)[sel])
                 mean, cov = self._sim.moments()
             except NotImplementedError:
                 self._sim_moments = False
             else:
-                sel = slice(None) if idx is None else idx
                 return format_moments(np.asarray(mean)[sel], np.asarray(cov)[sel], kind)  # type: ignore[arg-type]
         w = np.array(self._ring.last(self._mh, idx))
         if self.has_mask:

@@ -43,7 +43,12 @@ from factorgym.generators.neuralfactors.inputs import (
     batched_features,
     train_scale,
 )
-from factorgym.generators.neuralfactors.model import FactorParams, NeuralFactorsNet, StreamState
+from factorgym.generators.neuralfactors.model import (
+    MAX_SEQUENCES,
+    FactorParams,
+    NeuralFactorsNet,
+    StreamState,
+)
 from factorgym.generators.neuralfactors.predictive import NeuralFactorsPredictive
 from factorgym.generators.neuralfactors.simulator import SIM_RETURN_BOUNDS, NeuralFactorsSimulator
 from factorgym.generators.neuralfactors.training import (
@@ -270,6 +275,7 @@ class NeuralFactors(ReturnGenerator):
     def _h_windows(self, windows: np.ndarray, batch: int = 64) -> torch.Tensor:
         """``h2`` ``(D, N, H)`` for independent windows ``(D, min_history, N)``."""
         R = self.config.receptive_field  # noqa: N806
+        batch = max(1, min(batch, MAX_SEQUENCES // max(windows.shape[-1], 1)))  # bounded attention memory
         out = []
         for a in range(0, windows.shape[0], batch):
             w = windows[a : a + batch]

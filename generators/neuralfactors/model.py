@@ -45,6 +45,11 @@ SIGMA_FLOOR = 1e-4
 #: The paper's lower bound of the degrees of freedom (finite kurtosis); the default of
 #: ``NeuralFactorsConfig.nu_min``, which the network uses.
 NU_MIN = 4.0
+#: Most sequences (paths x assets) in one full encoder pass of :meth:`NeuralFactorsNet.prefill`
+#: (and of the generator's window predictions). Attention over the receptive field ``R``
+#: holds ``B * n_heads * R^2`` scores at once: 64 paths x 500 assets at R = 63 were 2 GB a
+#: layer; in passes of 4,096 sequences the peak is bounded (about 0.26 GB) whatever P x N is.
+MAX_SEQUENCES = 4096
 
 
 def dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
@@ -240,6 +245,24 @@ class StreamState:
     states: list[object] | None = None
     bias: list[Tensor] | None = None
 
+    @staticmethod
+    def concat(parts: list[StreamState]) -> StreamState:
+        """The states of ``parts`` (same weights and slot) stacked along the batch, in order."""
+        first = parts[0]
+        if first.caches is not None:
+            caches = [
+                KVCache(torch.cat([p.caches[i].kt for p in parts]), torch.cat([p.caches[i].v for p in parts]))  # type: ignore[index]
+                for i in range(len(first.caches))
+            ]
+            return StreamState(caches, first.slot, bias=first.bias)
+        states: list[object] = []
+        for i, s in enumerate(first.states or []):
+            if isinstance(s, tuple):
+                states.append(tuple(torch.cat([p.states[i][j] for p in parts], dim=1) for j in range(len(s))))  # type: ignore[index]
+            else:
+                states.append(torch.cat([p.states[i] for p in parts], dim=1))  # type: ignore[index]
+        return StreamState(states=states)
+
     def select(self, idx: Tensor) -> StreamState:
         """The state of sequences ``idx`` (a copy)."""
         if self.caches is not None:
@@ -397,6 +420,9 @@ class NeuralFactorsNet(nn.Module):
         R = self.cfg.receptive_field  # noqa: N806
         if x.shape[1] < R:
             raise ValueError(f"prefill needs at least {R} days of inputs, got {x.shape[1]}")
+        if x.shape[0] > MAX_SEQUENCES:  # bound the attention's memory: passes of MAX_SEQUENCES
+            parts = [self.prefill(x[a : a + MAX_SEQUENCES]) for a in range(0, x.shape[0], MAX_SEQUENCES)]
+            return torch.cat([h for h, _ in parts]), StreamState.concat([s for _, s in parts])
         h = self.embed_inputs(x)  # (B, S, H)
         if self.cfg.sequence_model == "attention":
             caches = []

@@ -119,6 +119,11 @@ class NeuralFactorsSimulator(PathSimulator):
         cov[:, idx, idx] += self._sigma**2 * var_factor(self._nu)
         return self._alpha.copy(), cov
 
+    def moments_diag(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance ``(P, N)``: ``O(P N F)``, without the ``(P, N, N)`` covariance."""
+        fv = self._prior_scale**2 * var_factor(self._prior_dof)
+        return self._alpha.copy(), np.einsum("pnf,f,pnf->pn", self._beta, fv, self._beta) + self._sigma**2 * var_factor(self._nu)
+
     def _noise(self) -> tuple[np.ndarray, np.ndarray]:
         """Unit factor draws ``(P, F)`` and idiosyncratic draws ``(P, N)``, path ``p`` from ``rngs[p]``."""
         P, N, F = self.n_paths, self._N, self._prior_dof.shape[0]  # noqa: N806
