@@ -175,7 +175,7 @@ def task_eval(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def task_synthetic(args: argparse.Namespace) -> dict[str, Any]:
-    syn = synthetic_factor_panel(T=3000, N=20, F=3, seed=0)
+    syn = synthetic_factor_panel(T=3000, N=20, F=3, seed=args.seed, time_varying_vol=args.regime)
     panel = syn.panel
     split = Split.by_fraction(panel.dates, 0.7, 0.15)
     steps = args.steps or 1200
@@ -198,6 +198,8 @@ def task_synthetic(args: argparse.Namespace) -> dict[str, Any]:
         "gap": float(np.mean(true) - np.mean(nf)),
         "gap_se": float(np.std(true - nf, ddof=1) / np.sqrt(len(days))),
         "lw252_nll_raw": float(-np.mean(lw)),
+        "time_varying_vol": bool(args.regime),
+        "seed": int(args.seed),
         "machine": machine(),
     }
 
@@ -309,6 +311,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=["sp500", "eval", "synthetic", "ablations", "speed", "all"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--regime", action="store_true", help="synthetic: GARCH-like time-varying factor volatility")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: the panel's seed")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--only", nargs="*", default=None, help="ablation names containing these strings")
     p.add_argument("--full-eval", action="store_true", help="also run factorgym.generators.evaluation on the test split")
