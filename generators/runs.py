@@ -23,7 +23,6 @@ being fitted is refused at once. Generators are imported lazily.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from factorgym.artifacts import atomic_write_text
+from factorgym.artifacts import atomic_write_text, file_sha256
 from factorgym.data import ReturnPanel, Split
 from factorgym.data.validation import parse_iso_date
 from factorgym.errors import CheckpointError, DataValidationError, FactorGymError
@@ -129,13 +128,6 @@ def _read_spec(run_dir: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{p} is not a factorgym run record (no spec)")
     return record
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _warn(message: str) -> None:
@@ -282,7 +274,7 @@ def _fit_locked(
 
     pending.update(
         status="done", fit_seconds=round(fit_seconds, 2), library_version=__version__,
-        artifact_sha256=_sha256(pend / ARTIFACT_NAME),
+        artifact_sha256=file_sha256(pend / ARTIFACT_NAME),
     )  # fmt: skip
     atomic_write_text(pend / SPEC_NAME, json.dumps(pending, indent=2))  # the commit point
     _commit(out)
@@ -319,7 +311,7 @@ def _load_checked(folder: Path, record: dict[str, Any]) -> ReturnGenerator:
     if not art.is_file():
         raise CheckpointError(f"{folder} has no fitted generator ({ARTIFACT_NAME}); refit it with --force")
     want = record.get("artifact_sha256")
-    if want is not None and _sha256(art) != want:
+    if want is not None and file_sha256(art) != want:
         raise CheckpointError(
             f"{art} is not the model {folder / SPEC_NAME} describes (SHA-256 differs): it was changed, or a fit "
             "was killed while finishing; re-run the same `factorgym fit` command to complete it"
@@ -361,12 +353,12 @@ def load_run(path: str | Path) -> tuple[ReturnGenerator, dict[str, Any] | None, 
                 "to finish it, or `factorgym fit --force` to refit"
             )
         want = record.get("artifact_sha256")
-        if want is not None and (p / ARTIFACT_NAME).is_file() and _sha256(p / ARTIFACT_NAME) != want:
+        if want is not None and (p / ARTIFACT_NAME).is_file() and file_sha256(p / ARTIFACT_NAME) != want:
             try:  # killed between swapping the model in and its record: read the new complete run
                 prec = _read_spec(p / PENDING_NAME)
             except CheckpointError:
                 prec = None
-            if prec is not None and prec.get("status") == "done" and prec.get("artifact_sha256") == _sha256(p / ARTIFACT_NAME):
+            if prec is not None and prec.get("status") == "done" and prec.get("artifact_sha256") == file_sha256(p / ARTIFACT_NAME):
                 record = prec
         return _load_checked(p, record), record, p.name
     if not p.exists():

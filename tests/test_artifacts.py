@@ -248,3 +248,19 @@ def test_staged_folder_replaces_whole_or_not_at_all(tmp_path):
     with pytest.raises(ValueError, match="not mine"), staged_folder(out, refuse):
         pass
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+
+
+def test_check_result_folder_refuses_files_and_foreign_folders(tmp_path):
+    from factorgym.artifacts import check_result_folder
+    from factorgym.errors import DataValidationError
+
+    assert check_result_folder(tmp_path / "new", "done.json", "a result") == tmp_path / "new"  # absent: fine
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataValidationError, match="is a file"):
+        check_result_folder(tmp_path / "f", "done.json", "a result")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "precious.txt").write_text("keep")
+    with pytest.raises(DataValidationError, match="holds no done.json: it is not a result"):
+        check_result_folder(tmp_path / "other", "done.json", "a result")
+    (tmp_path / "other" / "done.json").write_text("{}")
+    check_result_folder(tmp_path / "other", "done.json", "a result")  # a previous result: replaceable

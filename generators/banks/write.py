@@ -10,14 +10,19 @@ it as it was. Only an absent or empty folder, or one that holds a bank, is ever 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from factorgym.artifacts import atomic_write_bytes, atomic_write_text, staged_folder
+from factorgym.artifacts import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_result_folder,
+    file_sha256,
+    staged_folder,
+)
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import DataValidationError
 from factorgym.generators.banks.shards import FIXED_COLUMNS, ShardJob, ShardSource, shard_task
@@ -42,23 +47,8 @@ BANK_MARKER = "bank.json"
 SHARDS_DIR = "shards"
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_target(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise DataValidationError(f"bank folder {out} is a file")
-    if out.is_dir() and any(out.iterdir()) and not (out / BANK_MARKER).is_file():
-        raise DataValidationError(
-            f"bank folder {out} is not empty and holds no {BANK_MARKER}: it is not a bank, so it is not replaced "
-            "(choose an empty or new folder)"
-        )
-    return out
+    return check_result_folder(out, BANK_MARKER, "a bank", label="bank folder")
 
 
 def _resolve_generator(run: Any) -> tuple[Any, ReturnGenerator, str | None, str | None, dict[str, Any] | None]:
@@ -73,7 +63,7 @@ def _resolve_generator(run: Any) -> tuple[Any, ReturnGenerator, str | None, str 
     p = Path(run)
     gen, record, _ = load_run(p)
     art = p / ARTIFACT_NAME if p.is_dir() else p
-    sha = (record or {}).get("artifact_sha256") or _sha256_file(art)
+    sha = (record or {}).get("artifact_sha256") or file_sha256(art)
     return str(p.resolve()), gen, str(p.resolve()), sha, record
 
 

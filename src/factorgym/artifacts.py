@@ -8,6 +8,7 @@ with :func:`os.replace`, so a crash never leaves a half-written artifact behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from factorgym.errors import CheckpointError
+from factorgym.errors import CheckpointError, DataValidationError
 
-__all__ = ["ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "read_artifact", "staged_folder", "write_artifact"]
+__all__ = [
+    "ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "check_result_folder", "file_sha256", "read_artifact",
+    "staged_folder", "write_artifact",
+]  # fmt: skip
 
 #: Bumped when the artifact layout changes incompatibly.
 ARTIFACT_FORMAT = 1
@@ -76,6 +80,36 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_result_folder(out: str | os.PathLike[str], marker: str, what: str, label: str = "output folder") -> Path:
+    """``out`` as a folder that may be replaced by a new result: absent, empty, or holding
+    ``marker`` (the file a finished result of this kind writes last).
+
+    Raises
+    ------
+    DataValidationError
+        ``out`` is a file, or a non-empty folder without ``marker`` (``what`` names the kind
+        of result in the message, ``label`` the folder).
+    """
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise DataValidationError(f"{label} {p} is a file")
+    if p.is_dir() and any(p.iterdir()) and not (p / marker).is_file():
+        raise DataValidationError(
+            f"{label} {p} is not empty and holds no {marker}: it is not {what}, so it is not replaced "
+            "(choose an empty or new folder)"
+        )
+    return p
 
 
 @contextmanager

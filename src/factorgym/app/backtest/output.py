@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from factorgym.artifacts import check_result_folder
 from factorgym.artifacts import staged_folder as artifact_staged_folder
-from factorgym.errors import DataValidationError
 
 __all__ = ["MARKER", "check_output_folder", "staged_folder"]
 
@@ -37,15 +37,7 @@ def check_output_folder(out: str | os.PathLike[str]) -> Path:
     DataValidationError
         When ``out`` is a file, or a non-empty folder without ``backtest.json``.
     """
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise DataValidationError(f"output folder {p} is a file")
-    if p.is_dir() and any(p.iterdir()) and not (p / MARKER).is_file():
-        raise DataValidationError(
-            f"output folder {p} is not empty and holds no {MARKER}: it is not a backtest's output, so it is not "
-            "replaced (choose an empty or new folder)"
-        )
-    return p
+    return check_result_folder(out, MARKER, "a backtest's output")
 
 
 @contextmanager

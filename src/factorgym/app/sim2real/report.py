@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from factorgym.artifacts import atomic_write_text, staged_folder
-from factorgym.errors import FactorGymError
+from factorgym.artifacts import atomic_write_text, check_result_folder, staged_folder
 from factorgym.jsonable import jsonable
 
 if TYPE_CHECKING:
@@ -206,8 +206,7 @@ def write_results(result: Sim2RealResult, out: str | os.PathLike[str], *, report
     dict of str to Path
     """
     target = Path(out)
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / RESULTS_MARKER).is_file())):
-        raise FactorGymError(f"{target} exists and is not a sim2real results folder; move it away")
-    with staged_folder(target) as tmp:
+    check = partial(check_result_folder, marker=RESULTS_MARKER, what="a sim2real results folder", label="results folder")
+    with staged_folder(target, check) as tmp:
         rel = _write(result, tmp, report)
     return {k: target / r for k, r in rel.items()}

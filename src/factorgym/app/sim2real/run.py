@@ -329,13 +329,9 @@ def _check_run(cfg: Sim2RealConfig, arm_name: str, src: Path) -> None:
 
 
 def _check_out(out: Path, cfg: Sim2RealConfig) -> None:
-    if out.exists() and not out.is_dir():
-        raise FactorGymError(f"output folder {out} is a file")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise FactorGymError(
-            f"output folder {out} is not empty and holds no {MARKER}: it is not a sim2real experiment's folder "
-            "(choose an empty or new folder)"
-        )
+    from factorgym.artifacts import check_result_folder
+
+    check_result_folder(out, MARKER, "a sim2real experiment's folder")
 
 
 def _absolute(cfg: Sim2RealConfig) -> Sim2RealConfig:
