@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from factorgym.artifacts import atomic_write_text, file_sha256
+from factorgym.artifacts import atomic_write_text, file_sha256, folder_lock
 from factorgym.data import ReturnPanel, Split
 from factorgym.data.validation import parse_iso_date
 from factorgym.errors import CheckpointError, DataValidationError, FactorGymError
@@ -207,7 +207,6 @@ def fit_run(
     RunBusyError
         Another process is fitting into ``out_dir``.
     """
-    from filelock import FileLock, Timeout
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -216,19 +215,15 @@ def fit_run(
     panel = panel if panel is not None else load_source(spec.dataset)
     spec.split.part(panel, "train")  # names the dates when the train split is empty
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out / LOCK_NAME)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunBusyError(
-            f"{out} is being fitted by another process right now (it holds {out / LOCK_NAME}); "
+
+    def busy(p: Path) -> RunBusyError:
+        return RunBusyError(
+            f"{p} is being fitted by another process right now (it holds {p / LOCK_NAME}); "
             "wait for it to finish or choose another --out"
-        ) from None
-    try:
+        )
+
+    with folder_lock(out, LOCK_NAME, busy):
         return _fit_locked(spec, out, gen, panel, progress, force, replace, log or _warn, created)
-    finally:
-        lock.release()
 
 
 def _fit_locked(

@@ -267,17 +267,14 @@ def _agent_folder(out: Path, overwrite: bool) -> Iterator[Path]:
     """Hold ``out``'s lock while training into ``out/.pending`` (created empty; removed when
     training fails); the previous agent in ``out`` stays complete until the new one is
     swapped in by :func:`commit_agent_folder`."""
-    from filelock import FileLock, Timeout
+    from factorgym.artifacts import folder_lock
+
+    def busy(p: Path) -> FactorGymError:
+        return FactorGymError(f"{p} is being trained into by another process right now; wait for it or choose another --out")
 
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(out / LOCK_NAME)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise FactorGymError(f"{out} is being trained into by another process right now; wait for it or choose another --out") from None
     pend = out / PENDING_NAME
-    try:
+    with folder_lock(out, LOCK_NAME, busy):
         commit_agent_folder(out)  # a swap that a kill interrupted
         if (out / META_NAME).exists() and not overwrite:
             raise FactorGymError(f"{out} already holds a trained agent; choose another folder or overwrite it")
@@ -288,8 +285,6 @@ def _agent_folder(out: Path, overwrite: bool) -> Iterator[Path]:
         except FactorGymError:
             shutil.rmtree(out if created else pend, ignore_errors=True)
             raise
-    finally:
-        lock.release()
 
 
 def _complete_config(cfg: EnvConfig, markets: Markets) -> EnvConfig:

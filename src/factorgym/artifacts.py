@@ -28,7 +28,7 @@ import numpy as np
 from factorgym.errors import CheckpointError, DataValidationError
 
 __all__ = [
-    "ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "check_result_folder", "file_sha256", "read_artifact",
+    "ARTIFACT_FORMAT", "atomic_write_bytes", "atomic_write_text", "check_result_folder", "file_sha256", "folder_lock", "read_artifact",
     "staged_folder", "write_artifact",
 ]  # fmt: skip
 
@@ -110,6 +110,32 @@ def check_result_folder(out: str | os.PathLike[str], marker: str, what: str, lab
             "(choose an empty or new folder)"
         )
     return p
+
+
+@contextmanager
+def folder_lock(out: str | os.PathLike[str], lock_name: str, busy: Callable[[Path], Exception]) -> Iterator[Path]:
+    """Create ``out`` if needed and hold the file lock ``out / lock_name`` for the block, so
+    that a second process writing into the same folder is refused at once with ``busy(out)``
+    (raised) instead of waiting or mixing its files with ours.
+
+    Yields
+    ------
+    Path
+        ``out``.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(target / lock_name)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise busy(target) from None
+    try:
+        yield target
+    finally:
+        lock.release()
 
 
 @contextmanager
