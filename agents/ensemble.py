@@ -98,6 +98,12 @@ class SeedEnsemble:
                 )
             if c.constraints.long_only != first.constraints.long_only:  # type: ignore[union-attr]
                 raise FactorGymError("ensemble members must all be long-only or all long/short")
+            if (c.trade_rate, c.no_trade_band) != (first.trade_rate, first.no_trade_band):
+                raise FactorGymError(
+                    f"ensemble member {i} trades with trade_rate={c.trade_rate}, no_trade_band={c.no_trade_band}; "
+                    f"member 0 with {first.trade_rate}, {first.no_trade_band}: members must share one trading rule "
+                    "(the environment applies it to the averaged target)"
+                )
         self.members = [p for p, _ in pairs]
         self.configs = [c for _, c in pairs]
         self.member_weights = w / w.sum()

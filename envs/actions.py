@@ -32,7 +32,16 @@ Action modes
     box caps (clipping towards zero never increases gross exposure). Cash is ``1 - sum(w)``
     and may be negative (borrowing).
 
-In every mapped mode (all but ``"weights"``) a turnover cap ``sum|w - w_drifted| <= kappa``
+In every mapped mode (all but ``"weights"``) two optional trading rules then act on the
+mapped target ``w`` from the drifted weights ``w_d`` (both off by default):
+
+* partial adjustment, ``trade_rate`` ``k`` in ``(0, 1]``: ``w = w_d + k (w - w_d)``, so the
+  book moves a fraction ``k`` of the way to the policy's target each day (the held book is
+  an exponential average of the targets; noise in the targets trades ``k`` times less);
+* a no-trade band, ``no_trade_band`` ``b >= 0``: when ``sum|w - w_d| < b`` the drifted book
+  is kept (no trade, no cost that day).
+
+Then a turnover cap ``sum|w - w_drifted| <= kappa``
 is then enforced by moving from the drifted weights only part of the way towards the mapped
 target: ``w = w_d + (w - w_d) * min(1, kappa / ||w - w_d||_1)``. Each constraint here is
 convex, so the result satisfies every constraint that both the drifted portfolio and the
@@ -46,6 +55,7 @@ a ``"weights"`` action that breaks this and repairs a mapped one before the turn
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -251,6 +261,14 @@ class ActionMapper:
         Softmax temperature (``"softmax"`` only). With logits in ``[-1, 1]`` the largest
         reachable weight ratio between two entries is ``exp(2 / temperature)``; the default
         0.25 lets any single entry (cash included) reach more than 99% of 21 entries.
+    residual_scale, base_weights
+        ``"residual"`` only (see the module docstring).
+    trade_rate : float
+        Mapped modes: the fraction of the way from the drifted book to the mapped target
+        traded each day, in ``(0, 1]`` (default 1: all the way).
+    no_trade_band : float
+        Mapped modes: an L1 distance ``>= 0`` between target and drifted book below which
+        nothing is traded (default 0: off).
 
     Attributes
     ----------
@@ -267,11 +285,21 @@ class ActionMapper:
         temperature: float = 0.25,
         residual_scale: float = 0.1,
         base_weights: Any = None,
+        trade_rate: float = 1.0,
+        no_trade_band: float = 0.0,
     ) -> None:
         if mode not in ACTION_MODES:
             raise ActionError(f"unknown action_mode {mode!r}; expected one of {', '.join(ACTION_MODES)}")
         if not temperature > 0:
             raise ActionError(f"softmax temperature must be positive, got {temperature}")
+        if not 0 < trade_rate <= 1:
+            raise ActionError(f"trade_rate must be in (0, 1], got {trade_rate}")
+        if not 0 <= no_trade_band < math.inf:
+            raise ActionError(f"no_trade_band must be a finite number >= 0, got {no_trade_band}")
+        if mode == "weights" and (trade_rate != 1 or no_trade_band != 0):
+            raise ActionError("trade_rate and no_trade_band apply to the mapped action modes, not 'weights' (whose action is the traded book)")
+        self.trade_rate = float(trade_rate)
+        self.no_trade_band = float(no_trade_band)
         self.mode = mode
         self.n_assets = n = int(n_assets)
         self.constraints = c = constraints
@@ -385,7 +413,14 @@ class ActionMapper:
         return np.clip(scale_gross(actions, c.max_gross_leverage), *self._box)
 
     def cap(self, w: np.ndarray, w_drifted: np.ndarray) -> np.ndarray:
-        """``w`` with the turnover cap (if any) enforced from ``w_drifted`` (:func:`cap_turnover`)."""
+        """The traded book ``(P, N)`` from targets ``w`` and drifted weights ``w_drifted``:
+        partial adjustment (``trade_rate``), the no-trade band, then the turnover cap (if any,
+        :func:`cap_turnover`). Each step is a convex combination of ``w`` and ``w_drifted``."""
+        if self.trade_rate != 1.0:
+            w = w_drifted + self.trade_rate * (w - w_drifted)
+        if self.no_trade_band > 0.0:
+            small = np.abs(w - w_drifted).sum(axis=-1, keepdims=True) < self.no_trade_band
+            w = np.where(small, w_drifted, w)
         kappa = self.constraints.max_turnover
         return w if kappa is None else cap_turnover(w, w_drifted, kappa)
 

@@ -117,6 +117,13 @@ class EnvConfig:
     base_weights : sequence of float, optional
         ``action_mode="residual"`` only: the base risky weights ``(N,)``, long-only with
         ``sum <= 1`` (cash is the rest); default ``1/N`` fully invested.
+    trade_rate : float
+        Mapped action modes: the fraction of the way from the drifted book to the policy's
+        target traded each day, in ``(0, 1]`` (default 1, off); e.g. 0.25 holds an
+        exponential average of the targets and trades noise in them four times less.
+    no_trade_band : float
+        Mapped action modes: no trade on a day when ``sum|target - w_drifted|`` is below
+        this L1 distance (default 0, off). See :mod:`factorgym.envs.actions`.
     randomization : DomainRandomization or mapping, optional
         Per-episode domain randomisation of training episodes (volatility scale, cost
         scale, asset-order permutation; :mod:`factorgym.envs.randomization`), off by
@@ -143,6 +150,8 @@ class EnvConfig:
     turnover_penalty: float = 0.0
     residual_scale: float = 0.1
     base_weights: tuple[float, ...] | None = None
+    trade_rate: float = 1.0
+    no_trade_band: float = 0.0
     randomization: DomainRandomization | None = None
 
     def __post_init__(self) -> None:
@@ -184,7 +193,7 @@ class EnvConfig:
         self._check_training_options()
 
     def _check_training_options(self) -> None:
-        """Validate turnover_penalty, residual_scale, base_weights and randomization."""
+        """Validate turnover_penalty, residual_scale, trade_rate, no_trade_band, base_weights and randomization."""
         tp = self.turnover_penalty
         if isinstance(tp, bool) or not isinstance(tp, int | float | np.floating | np.integer) or not math.isfinite(tp) or tp < 0:
             raise FactorGymError(f"turnover_penalty must be a finite number >= 0, got {tp!r}")
@@ -193,6 +202,14 @@ class EnvConfig:
         if isinstance(rs, bool) or not isinstance(rs, int | float | np.floating | np.integer) or not 0 < rs <= 1:
             raise FactorGymError(f"residual_scale must be a number in (0, 1], got {rs!r}")
         object.__setattr__(self, "residual_scale", float(rs))
+        for name, ok, what in (("trade_rate", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+                               ("no_trade_band", lambda v: 0 <= v < math.inf, "a finite number >= 0")):  # fmt: skip
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) or not ok(v):
+                raise FactorGymError(f"{name} must be {what}, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if self.action_mode == "weights" and (self.trade_rate != 1.0 or self.no_trade_band != 0.0):
+            raise FactorGymError("trade_rate and no_trade_band apply to the mapped action modes, not 'weights' (whose action is the traded book)")
         if self.base_weights is not None:
             try:
                 b = np.asarray(self.base_weights, dtype=np.float64)
@@ -225,7 +242,8 @@ class EnvConfig:
         ``options`` (field names) taking precedence.
 
         When ``options`` change the ``action_mode`` of a ``config`` whose constraints were the
-        old mode's default, the new mode's default constraints are used.
+        old mode's default, the new mode's default constraints are used; a change to
+        ``"weights"`` drops ``trade_rate`` and ``no_trade_band`` unless ``options`` set them.
 
         Raises
         ------
@@ -242,6 +260,8 @@ class EnvConfig:
         mode = options.get("action_mode", base.action_mode)
         if "constraints" not in options and mode != base.action_mode and base.constraints == default_constraints(base.action_mode):
             kw["constraints"] = None
+        if mode == "weights":  # the trading rules act on mapped targets only
+            kw["trade_rate"], kw["no_trade_band"] = 1.0, 0.0
         kw.update(options)
         return cls(**kw)
 
@@ -319,6 +339,8 @@ class EnvConfig:
             "turnover_penalty": self.turnover_penalty,
             "residual_scale": self.residual_scale,
             "base_weights": None if self.base_weights is None else list(self.base_weights),
+            "trade_rate": self.trade_rate,
+            "no_trade_band": self.no_trade_band,
             "randomization": None if self.randomization is None else self.randomization.to_dict(),
         }
 

@@ -112,7 +112,8 @@ class PortfolioEngine:
         self.paths = market.open(P, self.obs_config)
         assert cfg.constraints is not None and cfg.cost_model is not None  # resolved by EnvConfig
         self.constraints: Constraints = cfg.constraints
-        self.mapper = ActionMapper(cfg.action_mode, N, self.constraints, cfg.temperature, cfg.residual_scale, cfg.base_weights)
+        self.mapper = ActionMapper(cfg.action_mode, N, self.constraints, cfg.temperature, cfg.residual_scale, cfg.base_weights,
+                                   trade_rate=cfg.trade_rate, no_trade_band=cfg.no_trade_band)
         self.cost_model: CostModel = cfg.cost_model
         self._cost_fn = CostFunction(self.cost_model, N)  # also validates per-asset rate shapes
         self.turnover_penalty = float(cfg.turnover_penalty)

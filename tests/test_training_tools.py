@@ -106,6 +106,62 @@ def test_residual_tilt_is_bounded_and_base_weights_are_honoured(panel):
             EnvConfig(**{"action_mode": "residual", **bad})
 
 
+# ------------------------------------------------------------------ partial adjustment and no-trade band
+def test_trade_rate_moves_part_of_the_way_from_the_drifted_book(panel):
+    m = HistoricalMarket(panel, start=30, horizon=40)
+    full = PortfolioEnv(m, window=5, cost_model=COSTS)
+    part = PortfolioEnv(m, window=5, cost_model=COSTS, trade_rate=0.25)
+    for env in (full, part):
+        env.reset(seed=0)
+    pol = _noisy(3)
+    for _ in range(40):
+        a = pol(None, None)
+        wd = part.engine.w_drifted[0].copy()
+        target = part.engine.mapper.target(a[None].astype(np.float64))[0]
+        _, _, term, trunc, info = part.step(a)
+        np.testing.assert_allclose(part.engine.held[0], wd + 0.25 * (target - wd), rtol=0, atol=1e-15)
+        assert info["turnover"] == pytest.approx(0.25 * np.abs(target - wd).sum(), abs=1e-12)
+        full.step(a)
+        if term or trunc:
+            break
+    assert part.engine.turnover[0] < full.engine.turnover[0]
+    assert EnvConfig.from_dict(EnvConfig(trade_rate=0.5, no_trade_band=0.1).to_dict()).trade_rate == 0.5
+
+
+def test_no_trade_band_keeps_the_drifted_book_below_the_band(panel):
+    m = HistoricalMarket(panel, start=30, horizon=30)
+    band = 0.3
+    env = PortfolioEnv(m, window=5, cost_model=COSTS, no_trade_band=band)
+    env.reset(seed=0)
+    pol, traded, kept = _noisy(4), 0, 0
+    for _ in range(30):
+        a = pol(None, None) * 0.2  # small moves: some days inside the band, some outside
+        wd = env.engine.w_drifted[0].copy()
+        target = env.engine.mapper.target(a[None].astype(np.float64))[0]
+        _, _, term, trunc, info = env.step(a)
+        if np.abs(target - wd).sum() < band:
+            np.testing.assert_array_equal(env.engine.held[0], wd)
+            assert info["turnover"] == 0.0 and info["cost"] == 0.0
+            kept += 1
+        else:
+            np.testing.assert_allclose(env.engine.held[0], target, rtol=0, atol=1e-15)
+            traded += 1
+        if term or trunc:
+            break
+    assert kept and traded
+
+
+def test_trading_rules_refuse_bad_values_and_the_weights_mode(panel):
+    for kw, match in (({"trade_rate": 0}, "trade_rate.*0"), ({"trade_rate": 1.5}, "trade_rate"),
+                      ({"no_trade_band": -0.1}, "no_trade_band"), ({"no_trade_band": float("inf")}, "no_trade_band"),
+                      ({"trade_rate": 0.5, "action_mode": "weights"}, "weights")):  # fmt: skip
+        with pytest.raises(FactorGymError, match=match):
+            EnvConfig(**kw)
+    members = [(_Fixed(np.zeros(6)), EnvConfig(trade_rate=0.5)), (_Fixed(np.zeros(6)), EnvConfig())]
+    with pytest.raises(FactorGymError, match="trading rule"):
+        SeedEnsemble(members)
+
+
 # ------------------------------------------------------------------ mixture and anchored markets
 def test_mixture_draws_sources_by_weight_records_them_and_is_seeded(panel, gen):
     hist = HistoricalMarket(panel, horizon=10, last_day=199)
@@ -148,7 +204,7 @@ def test_anchored_market_restarts_from_real_history_every_k_days(panel, gen):
         AnchoredMarket(gen, panel, anchor_every=0)
 
 
-@pytest.mark.parametrize("kind", ["anchored", "mixture", "randomized"])
+@pytest.mark.parametrize("kind", ["anchored", "mixture", "randomized", "trading_rules"])
 def test_no_lookahead_in_the_new_markets_and_options(panel, gen, kind):
     """Changing real data after day ``cut`` leaves every observation up to ``cut`` unchanged."""
     t0, cut, H = 100, 109, 20
@@ -158,6 +214,8 @@ def test_no_lookahead_in_the_new_markets_and_options(panel, gen, kind):
             return PortfolioEnv(AnchoredMarket(gen, p, anchor_every=3, start=t0, horizon=H), window=5)
         if kind == "mixture":
             return PortfolioEnv(MixtureMarket([HistoricalMarket(p, start=t0, horizon=H), GenerativeMarket(gen, p, start=t0, horizon=H)]), window=5)
+        if kind == "trading_rules":
+            return PortfolioEnv(HistoricalMarket(p, start=t0, horizon=H), window=5, trade_rate=0.3, no_trade_band=0.05, execution_lag=1)
         rnd = DomainRandomization(vol_scale=(0.5, 2.0), cost_scale=(0.5, 2.0), permute_assets=True)
         return PortfolioEnv(HistoricalMarket(p, start=t0, horizon=H), window=5, action_mode="residual", randomization=rnd)
 
