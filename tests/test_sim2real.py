@@ -147,7 +147,7 @@ def sweep(tmp_path_factory):
     fit_run(RunSpec(kind="ledoit_wolf", dataset=str(csv), train_end=split.train_end, val_end=split.val_end,
                     params={"window": 21}), root / "run", progress=False)  # fmt: skip
     cfg = Sim2RealConfig(
-        arms=(_arm(name="replay"), _arm(name="lw", market=str(root / "run"), env={"temperature": 1.0})),
+        arms=(_arm(name="replay"), _arm(name="lw", market=str(root / "run"), env={"temperature": 1.0}, compare_to="replay")),
         seeds=(0, 1), dataset=str(csv), train_end=split.train_end, val_end=split.val_end, total_timesteps=256,
         n_envs=2, horizon=32, eval_freq=128, eval_episodes=2, eval_horizon=32, curve_episodes=2, lags=(0, 1),
         bootstrap_reps=200, baselines=("equal_weight", "mv:ledoit_wolf,window=60"),
@@ -187,6 +187,13 @@ def test_sweep_tables_cover_every_arm_seed_lag_and_curve(sweep):
     lw = r.arms.set_index(["arm", "lag"]).loc[("lw", 0)]
     assert 0.0 <= lw["poi_vs_reference"] <= 1.0 and lw["n_seeds"] == 2
     assert math.isnan(r.arms.set_index(["arm", "lag"]).loc[("replay", 0), "poi_vs_reference"])  # the reference itself
+    # the paired comparison: lw is paired with replay, so both probabilities compare the same seeds
+    assert lw["compare_to"] == "replay" and lw["poi_vs_pair"] == lw["poi_vs_reference"]
+    assert math.isnan(r.arms.set_index(["arm", "lag"]).loc[("replay", 0), "poi_vs_pair"])
+    with pytest.raises(FactorGymError, match="compare_to 'nope'"):
+        replace(sweep.cfg, arms=(_arm(name="replay"), _arm(name="x", compare_to="nope")))
+    with pytest.raises(FactorGymError, match="compare_to must name another arm"):
+        _arm(name="x", compare_to="x")
     # learning curves: both curves for every run, the training-market one from the first (untrained) checkpoint
     c = r.curves
     assert set(c["curve"]) == {"validation", "train_market"}
@@ -223,6 +230,7 @@ def test_results_folder_and_report(sweep):
     assert {"arms.csv", "arms.md", "runs.csv", "baselines.csv", "curves.csv", "summary.json", "report.html", "config.json"} <= names
     html = (res / "report.html").read_text()
     assert "Learning curves" in html and "training market" in html and "lw: real validation" in html
+    assert "P(improvement) over paired arm" in html and "its pair with the same tools" in html
     assert not [p for p in res.parent.iterdir() if p.name.startswith(".results")]  # no staging folder left
     # the checkpoint diagnosis: every arm, and the split adds up (excess = allocation + costs)
     diag = pd.read_csv(res / "diagnosis.csv")

@@ -75,7 +75,7 @@ FIXED_TRAIN_KEYS = frozenset({
     "algo", "market", "out_dir", "total_timesteps", "seed", "env_kwargs", "algo_kwargs", "eval_freq",
     "eval_episodes", "eval_horizon", "eval_stride", "checkpoint_freq", "progress", "overwrite", "torch_threads",
 })  # fmt: skip
-_ARM_KEYS = ("name", "market", "algo", "algo_kwargs", "env", "train", "description")
+_ARM_KEYS = ("name", "market", "algo", "algo_kwargs", "env", "train", "description", "compare_to")
 _DEFAULT_KEYS = ("algo", "algo_kwargs", "env", "train")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -122,6 +122,11 @@ class Arm:
         ones the experiment sets (:data:`FIXED_TRAIN_KEYS`).
     description : str
         Shown in the report.
+    compare_to : str, optional
+        Another arm this one is paired with, typically replay with the same tools (the
+        same environment and training settings): the arms table then gives this arm's
+        probability of improvement over that arm too (``poi_vs_pair``), which isolates the
+        effect of the market from the effect of the tools.
     """
 
     name: str
@@ -131,6 +136,7 @@ class Arm:
     env: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    compare_to: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -148,6 +154,8 @@ class Arm:
             object.__setattr__(self, k, _mapping(f"{where}: {k}", getattr(self, k)))
         if not isinstance(self.description, str):
             raise FactorGymError(f"{where}: description must be text, got {self.description!r}")
+        if self.compare_to is not None and (not isinstance(self.compare_to, str) or self.compare_to == self.name):
+            raise FactorGymError(f"{where}: compare_to must name another arm, got {self.compare_to!r}")
 
     @property
     def is_historical(self) -> bool:
@@ -165,7 +173,7 @@ class Arm:
         return jsonable({
             "name": self.name, "market": self.market if isinstance(self.market, str) else dict(self.market),
             "algo": self.algo, "algo_kwargs": dict(self.algo_kwargs), "env": dict(self.env), "train": dict(self.train),
-            "description": self.description,
+            "description": self.description, "compare_to": self.compare_to,
         })  # fmt: skip
 
 
@@ -299,6 +307,9 @@ class Sim2RealConfig:
             object.__setattr__(self, "reference_arm", ref)
         elif self.reference_arm not in names:
             raise FactorGymError(f"reference_arm {self.reference_arm!r} is not an arm; arms: {', '.join(names)}")
+        for a in arms:
+            if a.compare_to is not None and a.compare_to not in names:
+                raise FactorGymError(f"arm {a.name!r}: compare_to {a.compare_to!r} is not an arm; arms: {', '.join(names)}")
         if self.eval_stride is not None:
             from factorgym.agents.rl import train_agent
 
@@ -514,8 +525,9 @@ def _arm(raw: Any, i: int, defaults: Mapping[str, Any], base: Path | None) -> Ar
                 market["mixture"] = [[_resolve(m[0], base), *m[1:]] if isinstance(m, list) and m and isinstance(m[0], str)
                                      else m for m in market["mixture"]]  # fmt: skip
     kw["market"] = market
-    if "description" in raw:
-        kw["description"] = raw["description"]
+    for k in ("description", "compare_to"):
+        if k in raw:
+            kw[k] = raw[k]
     return Arm(**kw)
 
 

@@ -38,6 +38,10 @@ LABELS = {
     "poi_vs_reference": "P(improvement) over reference arm",
     "poi_vs_reference_ci_lower": "— CI low  ",
     "poi_vs_reference_ci_upper": "— CI high  ",
+    "compare_to": "Paired arm (same tools)",
+    "poi_vs_pair": "P(improvement) over paired arm",
+    "poi_vs_pair_ci_lower": "— CI low    ",
+    "poi_vs_pair_ci_upper": "— CI high    ",
     "poi_vs_ew": "P(improvement) over 1/N",
     "poi_vs_ew_ci_lower": "— CI low   ",
     "poi_vs_ew_ci_upper": "— CI high   ",
@@ -53,7 +57,7 @@ LABELS = {
 _ARM_COLUMNS = [
     "arm", "lag", "n_seeds", "val_sharpe_iqm", "val_sharpe_iqm_ci_lower", "val_sharpe_iqm_ci_upper", "test_sharpe_iqm",
     "test_sharpe_iqm_ci_lower", "test_sharpe_iqm_ci_upper", "poi_vs_reference", "poi_vs_reference_ci_lower",
-    "poi_vs_reference_ci_upper", "poi_vs_ew", "poi_vs_ew_ci_lower", "poi_vs_ew_ci_upper", "mix_sharpe_minus_ew",
+    "poi_vs_reference_ci_upper", "compare_to", "poi_vs_pair", "poi_vs_pair_ci_lower", "poi_vs_pair_ci_upper", "poi_vs_ew", "poi_vs_ew_ci_lower", "poi_vs_ew_ci_upper", "mix_sharpe_minus_ew",
     "mix_sharpe_minus_ew_hac_se", "mix_sharpe_minus_ew_hac_pvalue", "mix_deflated_sharpe", "n_trials",
     "test_annualised_turnover_mean", "test_annualised_costs_mean", "policy_updates", "best_timestep_median",
 ]  # fmt: skip
@@ -129,6 +133,11 @@ def _findings(result: Sim2RealResult) -> tuple[list[str], list[str]]:
                 f"{_fmt(best['poi_vs_reference'])} [{_fmt(best['poi_vs_reference_ci_lower'])}, {_fmt(best['poi_vs_reference_ci_upper'])}]; "
                 f"over 1/N: {_fmt(best['poi_vs_ew'])}."
             )
+        if best.get("compare_to"):
+            out.append(
+                f"Against {best['compare_to']}, its pair with the same tools: P(improvement) {_fmt(best['poi_vs_pair'])} "
+                f"[{_fmt(best['poi_vs_pair_ci_lower'])}, {_fmt(best['poi_vs_pair_ci_upper'])}]."
+            )
         c = s.get("best_curve") or {}
         if c:
             out.append(
@@ -154,6 +163,8 @@ def to_report(result: Sim2RealResult) -> Report:
     for lag in cfg.lags:
         t = result.arms[result.arms["lag"] == lag]
         cols = [c for c in _ARM_COLUMNS if c in t.columns and c != "lag"]
+        if "compare_to" in t.columns and not t["compare_to"].notna().any():  # no pairs: no empty columns
+            cols = [c for c in cols if c != "compare_to" and not c.startswith("poi_vs_pair")]
         rep.add_table(t[cols].set_index("arm"), f"Arms at execution lag {lag}", human=True, labels=LABELS,
                       how="IQM: interquartile mean over seeds with a stratified bootstrap interval; P(improvement): P(X > Y) + "
                           "P(X = Y)/2 over seed pairs of test Sharpe; seed mix: the seeds' books held in equal parts.")  # fmt: skip

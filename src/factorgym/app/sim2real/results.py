@@ -43,7 +43,8 @@ class Sim2RealResult:
     config : Sim2RealConfig
     arms : DataFrame
         One row per (arm, lag): IQM of validation and test Sharpe over seeds with intervals,
-        probabilities of improvement over the reference arm and 1/N, the HAC Sharpe
+        probabilities of improvement over the reference arm, the arm's ``compare_to`` arm
+        (``poi_vs_pair``) and 1/N, the HAC Sharpe
         difference to 1/N and the deflated Sharpe ratio of the arm's seed mix, turnover, costs.
     runs : DataFrame
         One row per (arm, seed, lag).
@@ -113,6 +114,13 @@ def _arm_rows(cfg: Sim2RealConfig, by_arm: Mapping[str, list[dict[str, Any]]], e
         else:
             est = lo = hi = math.nan
         row.update({"poi_vs_reference": est, "poi_vs_reference_ci_lower": lo, "poi_vs_reference_ci_upper": hi})
+        pair = arm.compare_to
+        if pair is not None:
+            pair_s = _finite([r["evaluation"]["test"][lag]["metrics"]["sharpe"] for r in by_arm.get(pair, [])])
+            est, lo, hi = _interval(improvement_interval, test_s, pair_s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, "poi_pair"))
+        else:
+            est = lo = hi = math.nan
+        row.update({"compare_to": pair, "poi_vs_pair": est, "poi_vs_pair_ci_lower": lo, "poi_vs_pair_ci_upper": hi})
         ew_s = _finite([ew_test["metrics"]["sharpe"]])
         est, lo, hi = _interval(improvement_interval, test_s, ew_s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, "poi_ew"))
         row.update({"poi_vs_ew": est, "poi_vs_ew_ci_lower": lo, "poi_vs_ew_ci_upper": hi})
@@ -222,6 +230,9 @@ def _summary(cfg: Sim2RealConfig, arms: pd.DataFrame, curves: pd.DataFrame, ew: 
         out["best_curve"] = _curve_check(curves, best, cfg)
         poi = row.get("poi_vs_reference", math.nan)
         out["goal_met"] = bool(math.isfinite(poi) and poi >= GOAL_PROBABILITY and out["best_curve"].get("holds", False))
+        pair_poi = row.get("poi_vs_pair", math.nan)
+        if isinstance(pair_poi, float) and math.isfinite(pair_poi):  # the same tools on replay: the market's own effect
+            out["goal_met_vs_pair"] = bool(pair_poi >= GOAL_PROBABILITY and out["best_curve"].get("holds", False))
     return out
 
 

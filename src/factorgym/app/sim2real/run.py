@@ -73,7 +73,7 @@ def train_fingerprint(cfg: Sim2RealConfig, arm: Arm, seed: int) -> str:
     """What a trained agent depends on: the arm, the seed, the data, the budget and the
     validation protocol."""
     return _digest({
-        "arm": {**arm.to_dict(), "description": None}, "env": cfg.env_options(arm), "seed": seed, "dataset": cfg.dataset,
+        "arm": {**{k: v for k, v in arm.to_dict().items() if k != "compare_to"}, "description": None}, "env": cfg.env_options(arm), "seed": seed, "dataset": cfg.dataset,
         "train_end": cfg.train_end, "val_end": cfg.val_end, "total_timesteps": cfg.total_timesteps,
         "n_envs": cfg.n_envs_of(arm), "horizon": cfg.horizon, "eval_freq": cfg.eval_freq,
         "eval_episodes": cfg.eval_episodes, "eval_horizon": cfg.eval_horizon, "eval_stride": cfg.eval_stride,
