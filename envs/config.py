@@ -65,6 +65,10 @@ def default_constraints(action_mode: str) -> Constraints:
     return Constraints.long_short() if action_mode == "long_short" else Constraints()
 
 
+#: Benchmarks whose same-day log growth ``EnvConfig.reward_benchmark`` subtracts from the reward.
+REWARD_BENCHMARKS: tuple[str, ...] = ("equal_weight",)
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """Everything that fixes an agent's observation and action spaces and its accounting.
@@ -117,6 +121,13 @@ class EnvConfig:
     base_weights : sequence of float, optional
         ``action_mode="residual"`` only: the base risky weights ``(N,)``, long-only with
         ``sum <= 1`` (cash is the rest); default ``1/N`` fully invested.
+    reward_benchmark : {"equal_weight"}, optional
+        Subtract the benchmark's log growth of the same day from the reward (default
+        ``None``, off). ``"equal_weight"``: 1/N of the assets tradable at the trade, before
+        costs. The term does not depend on the action, so the policy that maximises the
+        expected reward is unchanged; it removes the market's common move from the reward,
+        a control variate that cuts the noise of the policy gradient. Wealth, costs and every
+        metric are unchanged.
     trade_rate : float
         Mapped action modes: the fraction of the way from the drifted book to the policy's
         target traded each day, in ``(0, 1]`` (default 1, off); e.g. 0.25 holds an
@@ -150,6 +161,7 @@ class EnvConfig:
     turnover_penalty: float = 0.0
     residual_scale: float = 0.1
     base_weights: tuple[float, ...] | None = None
+    reward_benchmark: str | None = None
     trade_rate: float = 1.0
     no_trade_band: float = 0.0
     randomization: DomainRandomization | None = None
@@ -208,6 +220,8 @@ class EnvConfig:
             if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) or not ok(v):
                 raise FactorGymError(f"{name} must be {what}, got {v!r}")
             object.__setattr__(self, name, float(v))
+        if self.reward_benchmark is not None and self.reward_benchmark not in REWARD_BENCHMARKS:
+            raise FactorGymError(f"reward_benchmark must be one of {', '.join(REWARD_BENCHMARKS)} or None, got {self.reward_benchmark!r}")
         if self.action_mode == "weights" and (self.trade_rate != 1.0 or self.no_trade_band != 0.0):
             raise FactorGymError("trade_rate and no_trade_band apply to the mapped action modes, not 'weights' (whose action is the traded book)")
         if self.base_weights is not None:
@@ -339,6 +353,7 @@ class EnvConfig:
             "turnover_penalty": self.turnover_penalty,
             "residual_scale": self.residual_scale,
             "base_weights": None if self.base_weights is None else list(self.base_weights),
+            "reward_benchmark": self.reward_benchmark,
             "trade_rate": self.trade_rate,
             "no_trade_band": self.no_trade_band,
             "randomization": None if self.randomization is None else self.randomization.to_dict(),

@@ -25,7 +25,7 @@ from factorgym.envs.actions import ActionMapper
 from factorgym.envs.config import EnvConfig
 from factorgym.envs.markets import HistoricalMarket, Market, StartSpec
 from factorgym.envs.randomization import MIN_SCALED_RETURN, EpisodeDraw
-from factorgym.envs.rewards import make_reward
+from factorgym.envs.rewards import log_growth, make_reward
 from factorgym.errors import ActionError, DataValidationError, FactorGymError
 
 __all__ = [
@@ -69,6 +69,15 @@ def episode_streams(episode_seed: int) -> tuple[np.random.Generator, np.random.G
     """
     start_ss, path_ss = np.random.SeedSequence(int(episode_seed)).spawn(2)
     return np.random.default_rng(start_ss), np.random.default_rng(path_ss)
+
+
+def _equal_weight_return(r: np.ndarray, tradable: np.ndarray | None) -> np.ndarray:
+    """The day's simple return ``(P,)`` of 1/N over the assets tradable at the trade (all when
+    ``tradable`` is None), before costs; 0 on a path where none is."""
+    if tradable is None:
+        return r.mean(axis=1)
+    k = tradable.sum(axis=1)
+    return np.where(k > 0, np.where(tradable, r, 0.0).sum(axis=1) / np.maximum(k, 1), 0.0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,6 +126,7 @@ class PortfolioEngine:
         self.cost_model: CostModel = cfg.cost_model
         self._cost_fn = CostFunction(self.cost_model, N)  # also validates per-asset rate shapes
         self.turnover_penalty = float(cfg.turnover_penalty)
+        self.reward_benchmark = cfg.reward_benchmark
         self.randomization = cfg.randomization
         #: per-path randomisation draws (identity when randomisation is off)
         self.draws: list[EpisodeDraw] = [EpisodeDraw()] * P
@@ -244,6 +254,8 @@ class PortfolioEngine:
         reward = self.reward_fn(acc.net_return, acc.wealth)
         if self.turnover_penalty:
             reward = reward - self.turnover_penalty * acc.turnover
+        if self.reward_benchmark is not None:  # "equal_weight": minus 1/N's log growth (gross) of the same day
+            reward = reward - log_growth(_equal_weight_return(r, tradable))
         self.steps += 1
         terminated = acc.wealth <= self.ruin_threshold
         self.ruined = terminated.copy()

@@ -24,7 +24,9 @@ each episode of that path.
     warm-started at ``init_var``.
 
 ``EnvConfig.turnover_penalty`` (default 0) is subtracted from any of these by the engine:
-``reward - turnover_penalty * sum|w - w_d|``, a shaping term that leaves the accounting alone.
+``reward - turnover_penalty * sum|w - w_d|``, a shaping term that leaves the accounting alone;
+``EnvConfig.reward_benchmark="equal_weight"`` subtracts 1/N's log growth of the same day, a
+term no action changes (a control variate for the policy gradient).
 
 On a day that wipes the account out (``1 + R <= 0``) ``log(1 + R)`` is replaced by
 ``log(1e-12)`` (about -27.6), the only clamp; the environment terminates that episode.

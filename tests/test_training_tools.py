@@ -75,6 +75,23 @@ def test_turnover_penalty_is_subtracted_from_the_reward_only(panel):
     assert EnvConfig.from_dict(EnvConfig(turnover_penalty=0.01).to_dict()).turnover_penalty == 0.01
 
 
+def test_reward_benchmark_subtracts_equal_weight_log_growth_only(panel):
+    m = HistoricalMarket(panel, start=50, horizon=30)
+    a = _run(PortfolioEnv(m, window=5, cost_model=COSTS), _noisy(), 30)
+    b = _run(PortfolioEnv(m, window=5, cost_model=COSTS, reward_benchmark="equal_weight"), _noisy(), 30)
+    R = np.asarray(panel.returns)[51:81]  # the days the 30 steps earn: r(t + 1) for decisions at t = 50..79
+    np.testing.assert_allclose(np.array(a["reward"]) - np.array(b["reward"]), np.log1p(R.mean(axis=1)), rtol=0, atol=1e-15)
+    assert [i["wealth"] for i in a["info"]] == [i["wealth"] for i in b["info"]]
+    # 1/N itself earns a reward of minus its costs only: the market's move is gone
+    ew = EqualWeight()
+    c = _run(PortfolioEnv(m, window=5, action_mode="weights", cost_model=COSTS, reward_benchmark="equal_weight"),
+             lambda o, i: ew.predict(o)[0], 30)  # fmt: skip
+    assert np.abs(c["reward"][5:]).max() < 1e-3 < np.abs(a["reward"][5:]).max()
+    with pytest.raises(FactorGymError, match="reward_benchmark.*'index'"):
+        EnvConfig(reward_benchmark="index")
+    assert EnvConfig.from_dict(EnvConfig(reward_benchmark="equal_weight").to_dict()).reward_benchmark == "equal_weight"
+
+
 # ------------------------------------------------------------------ residual actions
 def test_residual_zero_action_is_equal_weight_to_the_cent(panel):
     m = HistoricalMarket(panel, start=30, horizon=120)
