@@ -51,28 +51,52 @@ def _kind(path: str) -> str:
     return Path(path).name
 
 
-def prepare(d: dict[str, Any], base: Path, given: dict[str, str]) -> dict[str, Any]:
-    """Fit (or reuse) every generator run the config names; ``given`` replaces a kind's path."""
+#: Scenario banks the config names as ``.../banks/NAME``: simulated from ``.../runs/NAME``
+#: before the sweep (paths start on random train-split days; training episodes replay them).
+BANK_PATHS, BANK_HORIZON = 512, 252
+
+
+def _fit(kind: str, path: Path, d: dict[str, Any]) -> None:
     from factorgym.data import Split
     from factorgym.generators.runs import RunSpec, fit_run
 
+    if (path / "run.json").is_file():
+        return
+    t = time.perf_counter()
+    spec = RunSpec(kind=kind, dataset=d.get("dataset", "sp500"), train_end=d.get("train_end", Split.train_end),
+                   val_end=d.get("val_end", Split.val_end), seed=0)  # fmt: skip
+    fit_run(spec, path, progress=True)
+    print(f"  fitted {kind} in {time.perf_counter() - t:.0f} s -> {path}")
+
+
+def _bank(path: Path, d: dict[str, Any]) -> None:
+    from factorgym.generators.banks import is_bank, simulate_bank
+
+    if is_bank(path):
+        return
+    run = path.parent.parent / "runs" / path.name
+    _fit(path.name, run, d)
+    t = time.perf_counter()
+    simulate_bank(run, d.get("dataset", "sp500"), n_paths=BANK_PATHS, horizon=BANK_HORIZON, out=path, contexts="random:train", seed=0)
+    print(f"  simulated bank {path.name}: {BANK_PATHS} paths x {BANK_HORIZON} days in {time.perf_counter() - t:.0f} s -> {path}")
+
+
+def prepare(d: dict[str, Any], base: Path, given: dict[str, str]) -> dict[str, Any]:
+    """Fit (or reuse) every generator run and bank the config names (also inside mixtures);
+    ``given`` replaces a kind's path."""
     for arm in d["arms"]:
         m = arm.get("market", "historical")
-        if not isinstance(m, str) or m == "historical":
-            continue
-        kind = _kind(m)
-        if kind in given:
-            arm["market"] = str(Path(given[kind]).resolve())
-            continue
-        path = (base / m).resolve()
-        arm["market"] = str(path)
-        if (path / "run.json").is_file():
-            continue
-        t = time.perf_counter()
-        spec = RunSpec(kind=kind, dataset=d.get("dataset", "sp500"), train_end=d.get("train_end", Split.train_end),
-                       val_end=d.get("val_end", Split.val_end), seed=0)  # fmt: skip
-        fit_run(spec, path, progress=True)
-        print(f"  fitted {kind} in {time.perf_counter() - t:.0f} s -> {path}")
+        sources = [s[0] for s in m.get("mixture", [])] if isinstance(m, dict) else [m]
+        for src in sources:
+            if not isinstance(src, str) or src == "historical" or _kind(src) in given:
+                continue
+            path = (base / src).resolve()
+            if path.parent.name == "banks":
+                _bank(path, d)
+            else:
+                _fit(_kind(src), path, d)
+        if isinstance(m, str) and m != "historical":
+            arm["market"] = str(Path(given[_kind(m)]).resolve()) if _kind(m) in given else str((base / m).resolve())
     return d
 
 
@@ -106,14 +130,16 @@ def write_md(sweep_dir: Path | None, sp: dict[str, Any] | None, header: str, con
         s = json.loads((res / "summary.json").read_text())
         arms = pd.read_csv(res / "arms.csv")
         cols = ["arm", "lag", "n_seeds", "val_sharpe_iqm", "test_sharpe_iqm", "test_sharpe_iqm_ci_lower", "test_sharpe_iqm_ci_upper",
-                "poi_vs_reference", "poi_vs_reference_ci_lower", "poi_vs_reference_ci_upper", "poi_vs_ew", "mix_sharpe_minus_ew",
+                "poi_vs_reference", "poi_vs_reference_ci_lower", "poi_vs_reference_ci_upper", "compare_to", "poi_vs_pair",
+                "poi_vs_pair_ci_lower", "poi_vs_pair_ci_upper", "poi_vs_ew", "mix_sharpe_minus_ew",
                 "mix_sharpe_minus_ew_hac_pvalue", "mix_deflated_sharpe", "test_annualised_turnover_mean", "best_timestep_median"]  # fmt: skip
         rel = (lambda p: str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT) else str(p))  # noqa: E731
         ew = s["equal_weight_test_sharpe"]
         ew_text = ", ".join(f"{v:.2f} at lag {k}" for k, v in ew.items()) if isinstance(ew, dict) else f"{ew:.2f}"
         lines += [f"Command: `python benchmarks/bench_sim2real.py --config {rel(config)}` (sweep folder `{rel(sweep_dir)}`).", ""]
         lines += [f"Best arm on validation (lag {s['selection_lag']}): **{s.get('best_arm')}**; reference arm {s['reference_arm']}; "
-                  f"1/N test Sharpe {ew_text}; {s['n_trials']} trials counted; goal met: {s.get('goal_met')}.", ""]  # fmt: skip
+                  f"1/N test Sharpe {ew_text}; {s['n_trials']} trials counted; goal met: {s.get('goal_met')}"
+                  + (f" (against its paired arm: {s['goal_met_vs_pair']})" if "goal_met_vs_pair" in s else "") + ".", ""]  # fmt: skip
         if s.get("best_curve"):
             lines += [f"Best arm's validation curve: {s['best_curve']}", ""]
         lines += [to_markdown(arms[[c for c in cols if c in arms.columns]].set_index("arm"), floatfmt=".3f"), ""]
