@@ -22,12 +22,22 @@ Modules: :mod:`~factorgym.agents.estimators.base` (:class:`Estimate`, :class:`Re
 :func:`check_window`, :func:`check_estimate`), :mod:`~factorgym.agents.estimators.historical`
 (the estimator functions, :class:`HistoricalSource`, :class:`StaticSource`),
 :mod:`~factorgym.agents.estimators.generator` (:class:`GeneratorSource`,
-:class:`PredictionCache`, :func:`exact_moments`). Every name is importable from here.
+:class:`PredictionCache`, :func:`exact_moments`), :mod:`~factorgym.agents.estimators.draw_memo`
+(:class:`ScenarioMemo`, :func:`process_memo`, :func:`set_process_memo`,
+:func:`generator_digest`: a bounded memo of scenario draws, so that re-runs of an agent with
+the same stream - other cost multiples, other lags - reuse them, bit-identically). Every name
+is importable from here.
 """
 
 from __future__ import annotations
 
 from factorgym.agents.estimators.base import Estimate, ReturnSource, check_estimate, check_window
+from factorgym.agents.estimators.draw_memo import (
+    ScenarioMemo,
+    generator_digest,
+    process_memo,
+    set_process_memo,
+)
 from factorgym.agents.estimators.generator import GeneratorSource, PredictionCache, exact_moments
 from factorgym.agents.estimators.historical import (
     HistoricalSource,
@@ -52,4 +62,8 @@ __all__ = [
     "check_window",
     "check_estimate",
     "exact_moments",
+    "ScenarioMemo",
+    "generator_digest",
+    "process_memo",
+    "set_process_memo",
 ]

@@ -6,6 +6,10 @@
   ``numpy.random.Generator`` (or the predictive's fixed draw, shared by agents).
 * :class:`PredictionCache` - predictives memoised by window, shared by the sources of one
   generator (one network pass per window for all agents).
+* Own draws are memoised by (generator, window, stream state, n) in a
+  :class:`~factorgym.agents.estimators.draw_memo.ScenarioMemo`, so an agent replayed from
+  the same seed (a backtest's cost multiples and lags) does not sample the same day twice;
+  the results are bit-identical.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 
 from factorgym.agents.estimators.base import Estimate, ReturnSource, check_window
+from factorgym.agents.estimators.draw_memo import ScenarioMemo, process_memo
 from factorgym.agents.estimators.historical import sample_covariance
 from factorgym.errors import DataValidationError
 
@@ -153,6 +158,14 @@ class GeneratorSource(ReturnSource):
         Memo of the generator's predictives, shared by the sources that use the same
         generator (its ``generator`` must be this one). Without one, every window is
         predicted afresh.
+    reuse_draws : bool
+        With ``draws="own"``: take a day's draws from ``memo`` when the same generator,
+        window, stream state and ``n_scenarios`` were drawn before (a replay of the agent
+        from the same seed), and leave the stream where that draw left it. Identical
+        results either way; ``False`` always samples.
+    memo : ScenarioMemo, optional
+        Where draws are kept (default: the process's,
+        :func:`~factorgym.agents.estimators.draw_memo.process_memo`).
 
     Notes
     -----
@@ -169,12 +182,16 @@ class GeneratorSource(ReturnSource):
         moments: Literal["auto", "closed_form", "samples"] = "auto",
         draws: Literal["own", "shared"] = "own",
         cache: PredictionCache | None = None,
+        reuse_draws: bool = True,
+        memo: ScenarioMemo | None = None,
     ) -> None:
         self.generator = generator
         self.n_scenarios = n_scenarios
         self.moments = moments
         self.draws = draws
         self.cache = cache
+        self.reuse_draws = reuse_draws
+        self.memo = memo
 
     def _cache(self) -> PredictionCache | None:
         c = self.cache
@@ -228,7 +245,7 @@ class GeneratorSource(ReturnSource):
         use_closed = closed and self.moments != "samples"
         draws = None
         if scenarios or not use_closed:
-            draws = self._draws(pred, rng)
+            draws = self._draws(pred, rng, x)
             if draws.shape != (int(self.n_scenarios), x.shape[1]) or not np.isfinite(draws).all():
                 raise DataValidationError(
                     f"{type(pred).__name__}.sample returned shape {draws.shape} or non-finite values; "
@@ -244,11 +261,14 @@ class GeneratorSource(ReturnSource):
         return Estimate(mean=mu, cov=c, scenarios=draws if scenarios else None, exact=use_closed)
 
 
-    def _draws(self, pred: Predictive, rng: np.random.Generator | None) -> np.ndarray:
+    def _draws(self, pred: Predictive, rng: np.random.Generator | None, window: np.ndarray) -> np.ndarray:
         n = int(self.n_scenarios)
         if self.draws == "own":
             assert rng is not None
-            return np.asarray(pred.sample(n, rng), dtype=np.float64)
+            if not self.reuse_draws:
+                return np.asarray(pred.sample(n, rng), dtype=np.float64)
+            memo = self.memo if self.memo is not None else process_memo()
+            return memo.draw(self.generator, window, rng, n, pred.sample)
         fixed = getattr(pred, "samples", None)
         if fixed is None:
             raise DataValidationError(
