@@ -7,6 +7,10 @@ Run from the repository root::
     python benchmarks/bench_nf_ablation.py variants --only old_default,no_asset --steps 600
     python benchmarks/bench_nf_ablation.py test                          # the chosen default (1,200 steps): val and test, once
     python benchmarks/bench_nf_ablation.py table                         # markdown rows of every saved result
+    python benchmarks/bench_nf_ablation.py candidate --name X --set dropout=0.25   # a candidate default (full
+        # budget), validation only, paired day by day with the saved current default (models/new_default_1200.zip)
+    python benchmarks/bench_nf_ablation.py test --tag _v2                # the library default: val and test, once (files *_v2)
+    python benchmarks/bench_nf_ablation.py pair --tag _v2                # its validation NLL paired day by day with the old default
 
 Each variant is fitted once (seed 0) on the default ``Split()`` (train to 2013-12-31,
 validation 2014-2018), with the same ``max_steps`` (600, half the default budget, for every
@@ -94,17 +98,10 @@ def drift_corr(model: NeuralFactors, panel, split: Split, part: str, horizon: in
     }
 
 
-def run_variant(name: str, overrides: dict[str, Any], steps: int | None, parts: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Fit one variant (``steps=None``: the config's own ``max_steps`` and ``val_every``) and score ``parts``."""
+def score_parts(model: NeuralFactors, name: str, overrides: dict[str, Any], fit_s: float, parts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Score a fitted model on ``parts`` of sp500 (the figures of one table row per part)."""
     panel, split = load_dataset("sp500"), Split()
-    cfg = NeuralFactorsConfig().replace(**overrides)
-    if steps is not None:
-        cfg = cfg.replace(max_steps=steps, val_every=max(steps // 4, 1))
-    t0 = time.perf_counter()
-    model = NeuralFactors(cfg).fit(panel, split, progress=False)
-    fit_s = time.perf_counter() - t0
-    (OUT / "models").mkdir(parents=True, exist_ok=True)
-    model.save(OUT / "models" / f"{name}_{cfg.max_steps}.zip")
+    cfg = model.config
     out = []
     for part in parts:
         t0 = time.perf_counter()
@@ -118,6 +115,8 @@ def run_variant(name: str, overrides: dict[str, Any], steps: int | None, parts: 
             "best_val_bound": model.fit_info_["best_val"],
             "best_step": model.fit_info_["best_step"],
             "nll_joint": sc["nll_joint"],
+            "nll_joint_se": sc.get("nll_joint_se"),
+            "nll_joint_per_day": [float(x) for x in rep.per_day["nll_joint"].to_numpy()],
             "var99_rate": sc["var99_rate"],
             "var99_pof_p": sc["var99_pof_p"],
             "var95_rate": sc["var95_rate"],
@@ -127,6 +126,32 @@ def run_variant(name: str, overrides: dict[str, Any], steps: int | None, parts: 
             **drift_corr(model, panel, split, part),
         })
     return out
+
+
+def run_variant(
+    name: str, overrides: dict[str, Any], steps: int | None, parts: tuple[str, ...], tag: str = ""
+) -> list[dict[str, Any]]:
+    """Fit one variant (``steps=None``: the config's own ``max_steps`` and ``val_every``) and score ``parts``."""
+    panel, split = load_dataset("sp500"), Split()
+    cfg = NeuralFactorsConfig().replace(**overrides)
+    if steps is not None:
+        cfg = cfg.replace(max_steps=steps, val_every=max(steps // 4, 1))
+    t0 = time.perf_counter()
+    model = NeuralFactors(cfg).fit(panel, split, progress=False)
+    fit_s = time.perf_counter() - t0
+    (OUT / "models").mkdir(parents=True, exist_ok=True)
+    model.save(OUT / "models" / f"{name}{tag}_{cfg.max_steps}.zip")
+    return score_parts(model, name, overrides, fit_s, parts)
+
+
+def paired_difference(new: list[float], old: list[float]) -> dict[str, float]:
+    """Mean of the per-day difference ``new - old`` of two NLL series on the same days, with its
+    Newey-West standard error (``factorgym.metrics.newey_west_mean``)."""
+    from factorgym import metrics as M  # noqa: N812
+
+    d = np.asarray(new, dtype=float) - np.asarray(old, dtype=float)
+    m = M.newey_west_mean(d[np.isfinite(d)])
+    return {"mean": float(m.mean), "se": float(m.std_error)}
 
 
 def table() -> str:
@@ -151,10 +176,14 @@ def table() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["variants", "test", "table"])
+    ap.add_argument("what", choices=["variants", "test", "table", "candidate", "pair"])
     ap.add_argument("--steps", type=int, default=None, help="max_steps of every variant (default: 600 for variants, the config's own for test)")
     ap.add_argument("--only", default="")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--name", default="candidate", help="candidate: the result's name")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="candidate: config overrides (JSON values)")
+    ap.add_argument("--reference", default="new_default_1200", help="candidate: saved model (models/NAME.zip) to pair with on validation")
+    ap.add_argument("--tag", default="", help="test, pair: suffix of the result files (keeps earlier defaults' files)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -169,11 +198,38 @@ def main() -> None:
             res = {**run_variant(n, VARIANTS[n], args.steps, ("val",))[0], **info}
             (OUT / f"val_{n}.json").write_text(json.dumps(res, indent=1))
             print(json.dumps(res), flush=True)
+    elif args.what == "pair":  # the validation result of `test --tag T` paired with the reference model
+        res = json.loads((OUT / f"final_val_new_default{args.tag}.json").read_text())
+        ref = NeuralFactors.load(OUT / "models" / f"{args.reference}.zip")
+        ref_res = score_parts(ref, args.reference, {}, float("nan"), ("val",))[0]
+        out = {
+            "new": {"nll_joint": res["nll_joint"], "nll_joint_se": res["nll_joint_se"]},
+            "reference": {"name": args.reference, "nll_joint": ref_res["nll_joint"], "nll_joint_se": ref_res["nll_joint_se"]},
+            "paired_minus_reference": paired_difference(res["nll_joint_per_day"], ref_res["nll_joint_per_day"]),
+            **info,
+        }
+        (OUT / f"pair_val{args.tag}.json").write_text(json.dumps(out, indent=1))
+        print(json.dumps(out), flush=True)
+    elif args.what == "candidate":  # full budget, validation only, paired with the reference model's days
+        over = {}
+        for item in args.set:
+            key, _, val = item.partition("=")
+            try:
+                over[key] = json.loads(val)
+            except json.JSONDecodeError:
+                over[key] = val
+        res = {**run_variant(args.name, over, args.steps, ("val",))[0], **info}
+        ref = NeuralFactors.load(OUT / "models" / f"{args.reference}.zip")
+        ref_res = score_parts(ref, args.reference, {}, float("nan"), ("val",))[0]
+        res["reference"] = {"name": args.reference, "nll_joint": ref_res["nll_joint"], "nll_joint_se": ref_res["nll_joint_se"]}
+        res["paired_minus_reference"] = paired_difference(res["nll_joint_per_day"], ref_res["nll_joint_per_day"])
+        (OUT / f"cand_{args.name}.json").write_text(json.dumps(res, indent=1))
+        print(json.dumps({k: v for k, v in res.items() if k != "nll_joint_per_day"}), flush=True)
     else:  # the chosen default, full budget unless --steps is given: validation beside test, scored once
-        for res in run_variant("new_default", {}, args.steps, ("val", "test")):
+        for res in run_variant("new_default", {}, args.steps, ("val", "test"), args.tag):
             res = {**res, **info}
-            (OUT / f"final_{res['part']}_new_default.json").write_text(json.dumps(res, indent=1))
-            print(json.dumps(res), flush=True)
+            (OUT / f"final_{res['part']}_new_default{args.tag}.json").write_text(json.dumps(res, indent=1))
+            print(json.dumps({k: v for k, v in res.items() if k != "nll_joint_per_day"}), flush=True)
 
 
 if __name__ == "__main__":

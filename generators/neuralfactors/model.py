@@ -7,8 +7,13 @@ Stock embedder (Figure 2 of the paper), per asset ``i`` and day ``t``::
 
     {r_{i,u} || X_{i,u}}_{u <= t}  --one-layer MLP-->  h1      (B, S, H)
     h1  --two sequence-model layers-->  h2 (last state)        (B, H)
-    [h2 || sector emb || asset emb]  --two-layer MLP-->  h3    (B, H)
+    [h2 || sector emb || asset emb || risk emb]  --two-layer MLP-->  h3    (B, H)
     alpha = w_a'h3,  beta = W_b h3,  sigma = softplus(w_s'h3),  nu = softplus(w_v'h3) + nu_min
+
+The *risk* embedding (``asset_risk_embedding_dim``) is a per-asset embedding that informs the
+risk outputs only: ``beta``, ``sigma`` and ``nu`` come from ``h3`` above, ``alpha`` from a
+second pass of the same MLP with the risk embedding left out (``h3'``), so an asset's
+identity can set its loadings and scale but never its expected return.
 
 Sequence model. Attention layers are causal with a *sliding window* of ``l`` positions
 per layer and a learned relative-position bias (one scalar per head and lag, initialised
@@ -323,7 +328,9 @@ class NeuralFactorsNet(nn.Module):
         # static embeddings (initialised in init_weights)
         self.asset_emb = nn.Parameter(torch.zeros(n_assets, cfg.asset_embedding_dim)) if cfg.asset_embedding_dim else None
         self.sector_emb = nn.Parameter(torch.zeros(n_sectors, cfg.sector_embedding_dim)) if cfg.sector_embedding_dim else None
-        n_static = cfg.asset_embedding_dim + cfg.sector_embedding_dim
+        d_risk = cfg.asset_risk_embedding_dim
+        self.risk_emb = nn.Parameter(torch.zeros(n_assets, d_risk)) if d_risk else None
+        n_static = cfg.asset_embedding_dim + cfg.sector_embedding_dim + d_risk
         self.fc1 = nn.Linear(H + n_static, H)  # two-layer MLP -> h3
         self.fc2 = nn.Linear(H, H)
         self.out = nn.Linear(H, 3 + F)  # [alpha, sigma, nu, beta_1..F]
@@ -372,7 +379,7 @@ class NeuralFactorsNet(nn.Module):
         self.out.bias.zero_()
         self.out.weight[0].zero_()
         self.out.bias[2] = 4.0
-        for table in (self.asset_emb, self.sector_emb):
+        for table in (self.asset_emb, self.sector_emb, self.risk_emb):
             if table is not None:
                 table.normal_(0.0, 1.0, generator=gen)
         self.prior_scale_raw.fill_(math.log(math.e - 1.0))
@@ -469,11 +476,26 @@ class NeuralFactorsNet(nn.Module):
         :class:`~factorgym.generators.neuralfactors.generator.NeuralFactorsSimulator`).
         """
         H = self.cfg.hidden  # noqa: N806
-        static = [t[ids] for t, ids in ((self.asset_emb, asset_ids), (self.sector_emb, sector_ids)) if t is not None]
-        bias = self.fc1.bias.expand(len(asset_ids), H)
-        if static:
-            bias = self.fc1.bias + fn.linear(torch.cat(static, dim=-1), self.fc1.weight[:, H:])  # (N, H)
+        bias = self._static_bias(asset_ids, sector_ids)
+        if bias.dim() == 1:
+            bias = bias.expand(len(asset_ids), H)
         return self.fc1.weight[:, :H].contiguous(), bias.contiguous()
+
+    def _static_bias(self, asset_ids: Tensor, sector_ids: Tensor) -> Tensor:
+        """``fc1.bias + W_e [asset emb || sector emb || risk emb]`` per asset: ``(N, H)``, or
+        ``(H,)`` without static inputs. With a risk embedding: ``(N, 2H)``, the bias of the
+        risk outputs beside the bias of alpha (the same with the risk embedding left out)."""
+        H = self.cfg.hidden  # noqa: N806
+        static = [t[ids] for t, ids in ((self.asset_emb, asset_ids), (self.sector_emb, sector_ids)) if t is not None]
+        bias = self.fc1.bias
+        if self.risk_emb is None:
+            return bias + fn.linear(torch.cat(static, dim=-1), self.fc1.weight[:, H:]) if static else bias
+        d_risk = self.risk_emb.shape[1]
+        n_other = self.fc1.in_features - H - d_risk
+        alpha_bias = bias + fn.linear(torch.cat(static, dim=-1), self.fc1.weight[:, H : H + n_other]) if static else bias
+        alpha_bias = alpha_bias.expand(len(asset_ids), H)
+        risk_bias = alpha_bias + fn.linear(self.risk_emb[asset_ids], self.fc1.weight[:, H + n_other :])
+        return torch.cat([risk_bias, alpha_bias], dim=-1)  # (N, 2H)
 
     def heads_raw(self, h2: Tensor, w_h: Tensor, bias: Tensor) -> Tensor:
         """Raw head outputs ``[alpha~, sigma_raw, nu_raw, beta_1..F]`` ``(B, 3 + F)`` (inference).
@@ -482,8 +504,14 @@ class NeuralFactorsNet(nn.Module):
         ``(B, H)`` (rows in the order of ``h2``). The same arithmetic as :meth:`heads` without
         dropout, before the output transforms (softplus, floors).
         """
-        h = fn.gelu(torch.addmm(bias, h2, w_h.t()))
-        return fn.linear(fn.gelu(fn.linear(h, self.fc2.weight, self.fc2.bias)), self.out.weight, self.out.bias)
+        H = w_h.shape[0]  # noqa: N806
+        if bias.shape[-1] == H:
+            h = fn.gelu(torch.addmm(bias, h2, w_h.t()))
+            return fn.linear(fn.gelu(fn.linear(h, self.fc2.weight, self.fc2.bias)), self.out.weight, self.out.bias)
+        pre = h2 @ w_h.t()  # risk embedding: risk outputs from the full bias, alpha without it
+        o = fn.linear(fn.gelu(fn.linear(fn.gelu(pre + bias[:, :H]), self.fc2.weight, self.fc2.bias)), self.out.weight, self.out.bias)
+        h3a = fn.gelu(fn.linear(fn.gelu(pre + bias[:, H:]), self.fc2.weight, self.fc2.bias))
+        return torch.cat([fn.linear(h3a, self.out.weight[:1], self.out.bias[:1]), o[:, 1:]], dim=-1)
 
     def heads(
         self,
@@ -506,13 +534,14 @@ class NeuralFactorsNet(nn.Module):
         """
         H = h2.shape[-1]  # noqa: N806
         # fc1([h2 || e]) = W_h h2 + (W_e e + b): the static part is computed once per asset
-        static = [t[ids] for t, ids in ((self.asset_emb, asset_ids), (self.sector_emb, sector_ids)) if t is not None]
-        bias = self.fc1.bias
-        if static:
-            bias = bias + fn.linear(torch.cat(static, dim=-1), self.fc1.weight[:, H:])  # (N, H)
-        h = dropout(fn.gelu(fn.linear(h2, self.fc1.weight[:, :H]) + bias), self.cfg.dropout, gen)  # (..., N, H)
+        bias = self._static_bias(asset_ids, sector_ids)  # (N, H), (H,) or (N, 2H) with a risk embedding
+        pre = fn.linear(h2, self.fc1.weight[:, :H])
+        h = dropout(fn.gelu(pre + bias[..., :H]), self.cfg.dropout, gen)  # (..., N, H)
         h3 = fn.gelu(self.fc2(h))  # (..., N, H)
         o = self.out(h3)  # (..., N, 3 + F)
+        if self.risk_emb is not None and self.cfg.learn_alpha:  # alpha from the pass without the risk embedding
+            ha = dropout(fn.gelu(pre + bias[..., H:]), self.cfg.dropout, gen)
+            o = torch.cat([fn.linear(fn.gelu(self.fc2(ha)), self.out.weight[:1], self.out.bias[:1]), o[..., 1:]], dim=-1)
         alpha = o[..., 0] if self.cfg.learn_alpha else torch.zeros_like(o[..., 0])
         sigma = fn.softplus(o[..., 1]) + SIGMA_FLOOR
         if self.cfg.decoder == "gaussian":
