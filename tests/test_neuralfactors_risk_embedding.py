@@ -26,12 +26,7 @@ TINY = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one intra-op thread
 
 
 @pytest.fixture(scope="module")

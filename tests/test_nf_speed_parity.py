@@ -21,13 +21,7 @@ from factorgym.features import FeatureConfig
 from factorgym.generators.neuralfactors import NeuralFactors, NeuralFactorsConfig, NeuralFactorsNet
 from factorgym.generators.neuralfactors.model import KVCache
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one intra-op thread
 
 
 def _cfg(**kw: object) -> NeuralFactorsConfig:
