@@ -41,11 +41,11 @@ mapped target ``w`` from the drifted weights ``w_d`` (both off by default):
 * a no-trade band, ``no_trade_band`` ``b >= 0``: when ``sum|w - w_d| < b`` the drifted book
   is kept (no trade, no cost that day).
 
-Then a turnover cap ``sum|w - w_drifted| <= kappa``
-is then enforced by moving from the drifted weights only part of the way towards the mapped
-target: ``w = w_d + (w - w_d) * min(1, kappa / ||w - w_d||_1)``. Each constraint here is
-convex, so the result satisfies every constraint that both the drifted portfolio and the
-mapped target satisfy; when drift itself has left the drifted portfolio outside a cap, the
+Then a turnover cap ``sum|w - w_drifted| <= kappa`` is enforced by moving from the drifted
+weights only part of the way towards the mapped target:
+``w = w_d + (w - w_d) * min(1, kappa / ||w - w_d||_1)``. Each constraint here is convex,
+so the result satisfies every constraint that both the drifted portfolio and the mapped
+target satisfy; when drift itself has left the drifted portfolio outside a cap, the
 capped move reduces the violation without necessarily removing it in one step.
 
 Absent assets: on a day an asset does not trade, its target may only lie between 0 and its

@@ -131,7 +131,8 @@ class EnvConfig:
     trade_rate : float
         Mapped action modes: the fraction of the way from the drifted book to the policy's
         target traded each day, in ``(0, 1]`` (default 1, off); e.g. 0.25 holds an
-        exponential average of the targets and trades noise in them four times less.
+        exponential average of the targets and trades noise in them four times less (and,
+        from an all-cash start, takes about ``1 / trade_rate`` days to invest).
     no_trade_band : float
         Mapped action modes: no trade on a day when ``sum|target - w_drifted|`` is below
         this L1 distance (default 0, off). See :mod:`factorgym.envs.actions`.
@@ -205,7 +206,7 @@ class EnvConfig:
         self._check_training_options()
 
     def _check_training_options(self) -> None:
-        """Validate turnover_penalty, residual_scale, trade_rate, no_trade_band, base_weights and randomization."""
+        """Validate the training and trading options (turnover_penalty ... randomization)."""
         tp = self.turnover_penalty
         if isinstance(tp, bool) or not isinstance(tp, int | float | np.floating | np.integer) or not math.isfinite(tp) or tp < 0:
             raise FactorGymError(f"turnover_penalty must be a finite number >= 0, got {tp!r}")
