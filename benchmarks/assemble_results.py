@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["neuralfactors", "nf_ablation", "rollouts", "baselines", "diffusion", "diffusion_selection", "envs", "banks", "scale", "optimizers", "agents", "evaluation", "sim2real", "sim2real_diagnosis", "sim2real_v2", "sim2real_v3", "sim2real_v4", "demo", "load"]
+ORDER = ["neuralfactors", "nf_ablation", "rollouts", "baselines", "diffusion", "diffusion_selection", "envs", "banks", "scale", "optimizers", "agents", "evaluation", "sim2real", "sim2real_diagnosis", "sim2real_v2", "sim2real_v3", "sim2real_v4", "sim2real_v5", "demo", "load"]
 
 
 def main() -> None:
