@@ -401,6 +401,18 @@ def test_sb3_adapter_keeps_observation_settings_and_replaces_accounting() -> Non
     assert res.summary.loc["ppo", "total_costs"] > 0  # charged the run's costs, not its zero training costs
 
 
+def test_sb3_adapter_keeps_the_trading_rules_the_policy_was_trained_with() -> None:
+    """trade_rate is part of how the agent trades: a backtest that dropped it would trade a
+    partial-adjustment policy all the way to its target every day."""
+    kw = {"window": 5, "action_mode": "softmax", "temperature": 0.5}
+    smooth, _ = sb3_agent(LogitPolicy(), {**kw, "trade_rate": 0.5, "no_trade_band": 0.01}, name="smooth")
+    plain, _ = sb3_agent(LogitPolicy(), kw, name="plain")
+    assert smooth.obs_kwargs == {"temperature": 0.5, "trade_rate": 0.5, "no_trade_band": 0.01}
+    res = backtest([smooth, plain], PANEL, None, _config(n_paths=0, bootstrap_reps=0))
+    first_smooth, first_plain = res.weights("smooth").iloc[0].to_numpy(), res.weights("plain").iloc[0].to_numpy()
+    np.testing.assert_allclose(first_smooth[:N], 0.5 * first_plain[:N], atol=1e-12)  # half way from an all-cash book
+
+
 def test_errors_are_clear() -> None:
     with pytest.raises(DataValidationError, match="unique"):
         backtest([EqualWeight(), EqualWeight()], PANEL, None, _config(n_paths=0))

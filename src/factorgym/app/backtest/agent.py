@@ -28,8 +28,10 @@ __all__ = ["DEFAULT_HISTORY_WINDOW", "OBS_KEYS", "BacktestAgent", "BuiltAgent", 
 #: Estimation window (days) of optimizer agents built on classical estimators.
 DEFAULT_HISTORY_WINDOW = 252
 
-#: Environment options that shape what an agent observes and how its action is read.
-OBS_KEYS = frozenset({"window", "action_mode", "temperature", "features", "feature_scaler", "moments", "residual_scale", "base_weights"})
+#: Environment options that shape what an agent observes and how its action is read and
+#: traded (the trading rules ``trade_rate`` and ``no_trade_band`` are part of the agent).
+OBS_KEYS = frozenset({"window", "action_mode", "temperature", "features", "feature_scaler", "moments", "residual_scale", "base_weights",
+                      "trade_rate", "no_trade_band"})  # fmt: skip
 #: Environment options of the accounting, which the backtest sets alike for every agent.
 ACCOUNTING_KEYS = (frozenset(ENV_KEYS) - OBS_KEYS) | {"render_mode"}
 
@@ -94,7 +96,7 @@ class BacktestAgent:
         bad = set(self.obs_kwargs) - (OBS_KEYS - {"window", "action_mode"})
         if bad:
             raise DataValidationError(
-                f"agent {self.name!r}: obs_kwargs may set only temperature, features, feature_scaler, moments; got {sorted(bad)}"
+                f"agent {self.name!r}: obs_kwargs may set only {', '.join(sorted(OBS_KEYS - {'window', 'action_mode'}))}; got {sorted(bad)}"
             )
 
     @classmethod
@@ -203,8 +205,9 @@ def sb3_agent(
 ) -> BuiltAgent:
     """Adapt a stable-baselines3 model (or any policy) and its training env keywords.
 
-    Only the observation/action keywords are taken from ``env_kwargs`` (``window``,
-    ``action_mode``, ``temperature``, ``features``, ``feature_scaler``, ``moments``); the
+    Only the observation/action keywords are taken from ``env_kwargs`` (:data:`OBS_KEYS`:
+    ``window``, ``action_mode``, ``temperature``, ``features``, ``feature_scaler``, ``moments``,
+    the residual base and the trading rules ``trade_rate`` and ``no_trade_band``); the
     accounting keywords it was trained with (``cost_model``, ``constraints``, ``risk_free``,
     ``reward``...) are replaced by the backtest's own, so every agent is charged alike.
 
