@@ -81,6 +81,7 @@ __all__ = [
     "WeightsSpace",
     "cap_turnover",
     "check_feasible",
+    "check_trading_rules",
     "limit_absent",
     "feasibility_violations",
     "project_box_sum",
@@ -124,6 +125,21 @@ def cap_turnover(w: np.ndarray, w_drifted: np.ndarray, max_turnover: float) -> n
     to = np.abs(d).sum(axis=-1, keepdims=True)
     scale = np.minimum(1.0, max_turnover / np.maximum(to, 1e-300))
     return np.where(to > max_turnover, w_drifted + d * scale, w)
+
+
+def check_trading_rules(trade_rate: Any, no_trade_band: Any, mode: str) -> tuple[float, float]:
+    """``(trade_rate, no_trade_band)`` as floats, or :class:`ActionError` naming the bad one:
+    ``trade_rate`` in ``(0, 1]``, ``no_trade_band`` finite and ``>= 0``, and both at their
+    defaults (1, 0) in the ``"weights"`` mode, whose action is the traded book."""
+    out = []
+    for name, v, ok, what in (("trade_rate", trade_rate, lambda x: 0 < x <= 1, "a number in (0, 1]"),
+                              ("no_trade_band", no_trade_band, lambda x: 0 <= x < math.inf, "a finite number >= 0")):  # fmt: skip
+        if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) or not ok(v):
+            raise ActionError(f"{name} must be {what}, got {v!r}")
+        out.append(float(v))
+    if mode == "weights" and (out[0] != 1.0 or out[1] != 0.0):
+        raise ActionError("trade_rate and no_trade_band apply to the mapped action modes, not 'weights' (whose action is the traded book)")
+    return out[0], out[1]
 
 
 def validate_actions(actions: Any, shape: tuple[int, ...], low: np.ndarray, high: np.ndarray, tol: float) -> np.ndarray:
@@ -292,14 +308,7 @@ class ActionMapper:
             raise ActionError(f"unknown action_mode {mode!r}; expected one of {', '.join(ACTION_MODES)}")
         if not temperature > 0:
             raise ActionError(f"softmax temperature must be positive, got {temperature}")
-        if not 0 < trade_rate <= 1:
-            raise ActionError(f"trade_rate must be in (0, 1], got {trade_rate}")
-        if not 0 <= no_trade_band < math.inf:
-            raise ActionError(f"no_trade_band must be a finite number >= 0, got {no_trade_band}")
-        if mode == "weights" and (trade_rate != 1 or no_trade_band != 0):
-            raise ActionError("trade_rate and no_trade_band apply to the mapped action modes, not 'weights' (whose action is the traded book)")
-        self.trade_rate = float(trade_rate)
-        self.no_trade_band = float(no_trade_band)
+        self.trade_rate, self.no_trade_band = check_trading_rules(trade_rate, no_trade_band, mode)
         self.mode = mode
         self.n_assets = n = int(n_assets)
         self.constraints = c = constraints

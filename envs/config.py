@@ -19,7 +19,7 @@ import numpy as np
 
 from factorgym.constraints import Constraints
 from factorgym.costs import CostModel
-from factorgym.envs.actions import ACTION_MODES
+from factorgym.envs.actions import ACTION_MODES, check_trading_rules
 from factorgym.envs.markets import ObservationConfig
 from factorgym.envs.randomization import DomainRandomization
 from factorgym.envs.rewards import Reward
@@ -215,16 +215,11 @@ class EnvConfig:
         if isinstance(rs, bool) or not isinstance(rs, int | float | np.floating | np.integer) or not 0 < rs <= 1:
             raise FactorGymError(f"residual_scale must be a number in (0, 1], got {rs!r}")
         object.__setattr__(self, "residual_scale", float(rs))
-        for name, ok, what in (("trade_rate", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-                               ("no_trade_band", lambda v: 0 <= v < math.inf, "a finite number >= 0")):  # fmt: skip
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) or not ok(v):
-                raise FactorGymError(f"{name} must be {what}, got {v!r}")
-            object.__setattr__(self, name, float(v))
+        rate, band = check_trading_rules(self.trade_rate, self.no_trade_band, self.action_mode)
+        object.__setattr__(self, "trade_rate", rate)
+        object.__setattr__(self, "no_trade_band", band)
         if self.reward_benchmark is not None and self.reward_benchmark not in REWARD_BENCHMARKS:
             raise FactorGymError(f"reward_benchmark must be one of {', '.join(REWARD_BENCHMARKS)} or None, got {self.reward_benchmark!r}")
-        if self.action_mode == "weights" and (self.trade_rate != 1.0 or self.no_trade_band != 0.0):
-            raise FactorGymError("trade_rate and no_trade_band apply to the mapped action modes, not 'weights' (whose action is the traded book)")
         if self.base_weights is not None:
             try:
                 b = np.asarray(self.base_weights, dtype=np.float64)
