@@ -108,19 +108,15 @@ def _arm_rows(cfg: Sim2RealConfig, by_arm: Mapping[str, list[dict[str, Any]]], e
         for p, s in (("val", val_s), ("test", test_s)):
             est, lo, hi = _interval(iqm_summary, s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, p, "iqm"))
             row.update({f"{p}_sharpe_iqm": est, f"{p}_sharpe_iqm_ci_lower": lo, f"{p}_sharpe_iqm_ci_upper": hi})
-        if ref is not None and arm.name != ref:
-            ref_s = _finite([r["evaluation"]["test"][lag]["metrics"]["sharpe"] for r in by_arm.get(ref, [])])
-            est, lo, hi = _interval(improvement_interval, test_s, ref_s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, "poi_ref"))
-        else:
+        # P(improvement) of test Sharpe over the reference arm and over the arm's compare_to
+        for key, other, tag in (("reference", None if arm.name == ref else ref, "poi_ref"), ("pair", arm.compare_to, "poi_pair")):
             est = lo = hi = math.nan
-        row.update({"poi_vs_reference": est, "poi_vs_reference_ci_lower": lo, "poi_vs_reference_ci_upper": hi})
-        pair = arm.compare_to
-        if pair is not None:
-            pair_s = _finite([r["evaluation"]["test"][lag]["metrics"]["sharpe"] for r in by_arm.get(pair, [])])
-            est, lo, hi = _interval(improvement_interval, test_s, pair_s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, "poi_pair"))
-        else:
-            est = lo = hi = math.nan
-        row.update({"compare_to": pair, "poi_vs_pair": est, "poi_vs_pair_ci_lower": lo, "poi_vs_pair_ci_upper": hi})
+            if other is not None:
+                other_s = _finite([r["evaluation"]["test"][lag]["metrics"]["sharpe"] for r in by_arm.get(other, [])])
+                est, lo, hi = _interval(improvement_interval, test_s, other_s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, tag))
+            if key == "pair":
+                row["compare_to"] = other
+            row.update({f"poi_vs_{key}": est, f"poi_vs_{key}_ci_lower": lo, f"poi_vs_{key}_ci_upper": hi})
         ew_s = _finite([ew_test["metrics"]["sharpe"]])
         est, lo, hi = _interval(improvement_interval, test_s, ew_s, reps=reps, confidence=conf, seed=_seed(cfg, arm.name, lag, "poi_ew"))
         row.update({"poi_vs_ew": est, "poi_vs_ew_ci_lower": lo, "poi_vs_ew_ci_upper": hi})
