@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,9 +29,21 @@ from scipy.linalg import solve_triangular
 from factorgym.artifacts import read_artifact, write_artifact
 from factorgym.data import ReturnPanel, Split
 from factorgym.errors import DataValidationError
+from factorgym.features import FeatureConfig, MarketStateConfig
 from factorgym.generators.base import PathSimulator, Predictive, ReturnGenerator
 
-__all__ = ["GaussianPredictive", "GaussianTestGenerator", "gaussian_panel"]
+if TYPE_CHECKING:
+    from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
+
+__all__ = [
+    "TINY_NF_FEATURES",
+    "TINY_NF_MARKET",
+    "GaussianPredictive",
+    "GaussianTestGenerator",
+    "gaussian_panel",
+    "small_nf_config",
+    "tiny_nf_config",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -261,3 +273,36 @@ def gaussian_panel(
     assets = tuple(f"A{i}" for i in range(N))
     panel = ReturnPanel(dates, assets, r, np.ones((T, N), dtype=bool), name=f"gaussian(seed={seed})")
     return panel, mean, cov
+
+
+# ----------------------------------------------------------------------------- small NeuralFactors
+#: Short feature and market-state windows for panels of a few hundred days.
+TINY_NF_FEATURES = FeatureConfig(vol_windows=(3, 6), mom_windows=(5,))
+TINY_NF_MARKET = MarketStateConfig(vol_windows=(3, 8), drawdown_window=10, dispersion_windows=(4,))
+
+
+def tiny_nf_config(**kw: object) -> NeuralFactorsConfig:
+    """A NeuralFactors configuration that fits in seconds (hidden 8, 2 factors, 12 steps),
+    with ``kw`` overriding any field."""
+    from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
+
+    base: dict[str, object] = dict(
+        lookback=4, hidden=8, n_heads=2, n_kv_heads=1, mlp_ratio=2, n_factors=2, dropout=0.0,
+        features=TINY_NF_FEATURES, market_state=TINY_NF_MARKET, sector_embedding_dim=2,
+        days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=12, val_every=6,
+        warmup_steps=2, checkpoint_every=5, lr=3e-3,
+    )  # fmt: skip
+    return NeuralFactorsConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def small_nf_config(**kw: object) -> NeuralFactorsConfig:
+    """A larger quick NeuralFactors configuration (hidden 16, 4 heads, 3 factors, an asset
+    embedding, the default market state) for the speed-path and scale tests."""
+    from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
+
+    base: dict[str, object] = dict(
+        lookback=5, hidden=16, n_heads=4, n_kv_heads=1, mlp_ratio=2, n_factors=3, dropout=0.0,
+        features=TINY_NF_FEATURES, sector_embedding_dim=2, asset_embedding_dim=2, days_per_block=4,
+        blocks_per_batch=2, k=4, val_k=4, max_steps=8, val_every=4, warmup_steps=2, checkpoint_every=100,
+    )  # fmt: skip
+    return NeuralFactorsConfig(**{**base, **kw})  # type: ignore[arg-type]

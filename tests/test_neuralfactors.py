@@ -8,11 +8,12 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from helpers_generators import TINY_NF_FEATURES, TINY_NF_MARKET, tiny_nf_config
 from scipy import stats
 
 from factorgym import Split, synthetic_factor_panel
 from factorgym.errors import CheckpointError, DataValidationError
-from factorgym.features import FeatureConfig, MarketStateConfig, compute_features, window_features
+from factorgym.features import FeatureConfig, compute_features, window_features
 from factorgym.generators.base import generator_class, load_generator
 from factorgym.generators.neuralfactors import (
     FactorParams,
@@ -29,19 +30,10 @@ from factorgym.generators.neuralfactors.training import (
     iwae_log_weights,
 )
 
-TINY_FEATURES = FeatureConfig(vol_windows=(3, 6), mom_windows=(5,))
-TINY_MARKET = MarketStateConfig(vol_windows=(3, 8), drawdown_window=10, dispersion_windows=(4,))
-
 
 def tiny_config(**kw: object) -> NeuralFactorsConfig:
-    base = dict(
-        lookback=4, hidden=8, n_heads=2, n_kv_heads=1, mlp_ratio=2, n_factors=2, dropout=0.1,
-        features=TINY_FEATURES, market_state=TINY_MARKET, sector_embedding_dim=2, asset_embedding_dim=2,
-        days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=12, val_every=6,
-        warmup_steps=2, checkpoint_every=5, lr=3e-3,
-    )
-    base.update(kw)
-    return NeuralFactorsConfig(**base)  # type: ignore[arg-type]
+    """The shared tiny configuration with dropout 0.1 and an asset embedding (2)."""
+    return tiny_nf_config(**{"dropout": 0.1, "asset_embedding_dim": 2, **kw})
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one intra-op thread
@@ -94,8 +86,8 @@ def test_config_roundtrip_and_validation() -> None:
         NeuralFactorsConfig(features=FeatureConfig(exog=("SP500",)))
     with pytest.raises(ValueError, match="unknown"):
         NeuralFactorsConfig.from_dict({**cfg.to_dict(), "bogus": 1})
-    assert cfg.min_history == cfg.receptive_field + max(TINY_FEATURES.warmup, TINY_MARKET.warmup) - 1
-    assert cfg.replace(market_state=None).min_history == cfg.receptive_field + TINY_FEATURES.warmup - 1
+    assert cfg.min_history == cfg.receptive_field + max(TINY_NF_FEATURES.warmup, TINY_NF_MARKET.warmup) - 1
+    assert cfg.replace(market_state=None).min_history == cfg.receptive_field + TINY_NF_FEATURES.warmup - 1
     assert tiny_config().receptive_field == 2 * (4 - 1) + 1
 
 
@@ -265,16 +257,16 @@ def test_batched_and_incremental_features_match_shared_definitions(syn) -> None:
     r = np.array(panel.returns)
     r[30:33, 1] = np.nan  # a gap, to exercise validity
     p2 = panel.with_returns(r, ~np.isnan(r))
-    X, valid = compute_features(p2, TINY_FEATURES)  # noqa: N806
-    Xb, vb = batched_features(r[None], TINY_FEATURES)  # noqa: N806
+    X, valid = compute_features(p2, TINY_NF_FEATURES)  # noqa: N806
+    Xb, vb = batched_features(r[None], TINY_NF_FEATURES)  # noqa: N806
     np.testing.assert_array_equal(vb[0], valid)
     np.testing.assert_allclose(Xb[0], X, rtol=1e-9, atol=1e-12, equal_nan=True)
-    L = TINY_FEATURES.warmup  # noqa: N806
-    inc = IncrementalFeatures(r[None, :L], TINY_FEATURES, refresh_every=7)
+    L = TINY_NF_FEATURES.warmup  # noqa: N806
+    inc = IncrementalFeatures(r[None, :L], TINY_NF_FEATURES, refresh_every=7)
     for t in range(L, 120):
         inc.push(r[None, t])
         Xi, vi = inc.features()  # noqa: N806
-        ref = window_features(r[None, t - L + 1 : t + 1], TINY_FEATURES)
+        ref = window_features(r[None, t - L + 1 : t + 1], TINY_NF_FEATURES)
         np.testing.assert_array_equal(vi[0], valid[t])
         np.testing.assert_allclose(Xi, ref, rtol=1e-9, atol=1e-12, equal_nan=True)
 

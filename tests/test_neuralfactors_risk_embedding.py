@@ -11,19 +11,16 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from helpers_generators import tiny_nf_config
 
 from factorgym import Split, synthetic_factor_panel
 from factorgym.errors import FactorGymError
-from factorgym.features import FeatureConfig, MarketStateConfig
 from factorgym.generators.neuralfactors import NeuralFactors, NeuralFactorsConfig, NeuralFactorsNet
 
-TINY = dict(
-    lookback=4, hidden=8, n_heads=2, n_kv_heads=1, mlp_ratio=2, n_factors=2, dropout=0.0,
-    features=FeatureConfig(vol_windows=(3, 6), mom_windows=(5,)),
-    market_state=MarketStateConfig(vol_windows=(3, 8), drawdown_window=10, dispersion_windows=(4,)),
-    sector_embedding_dim=2, asset_risk_embedding_dim=3, days_per_block=4, blocks_per_batch=2, k=4, val_k=4,
-    max_steps=8, val_every=4, warmup_steps=2, checkpoint_every=5, lr=3e-3,
-)  # fmt: skip
+
+def _tiny(**kw: object) -> NeuralFactorsConfig:
+    """The shared tiny configuration with a risk embedding (3) and 8 steps."""
+    return tiny_nf_config(**{"asset_risk_embedding_dim": 3, "max_steps": 8, "val_every": 4, **kw})
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one intra-op thread
@@ -36,11 +33,11 @@ def syn():
 
 @pytest.fixture(scope="module")
 def fitted(syn):
-    return NeuralFactors(NeuralFactorsConfig(**TINY)).fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
+    return NeuralFactors(_tiny()).fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
 
 
 def _net(**kw: object) -> NeuralFactorsNet:
-    return NeuralFactorsNet.build(NeuralFactorsConfig(**{**TINY, **kw}), 4, 2, torch.Generator().manual_seed(0))
+    return NeuralFactorsNet.build(_tiny(**kw), 4, 2, torch.Generator().manual_seed(0))
 
 
 def test_risk_embedding_moves_the_risk_outputs_but_never_alpha() -> None:
@@ -90,7 +87,7 @@ def test_simulator_and_prediction_agree_and_the_model_round_trips(fitted, syn, t
 
 
 def test_checkpoint_without_the_field_loads_without_it(syn, tmp_path) -> None:
-    model = NeuralFactors(NeuralFactorsConfig(**{**TINY, "asset_risk_embedding_dim": 0, "max_steps": 4}))
+    model = NeuralFactors(_tiny(asset_risk_embedding_dim=0, max_steps=4))
     model.fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
     model.save(tmp_path / "new.zip")
     with zipfile.ZipFile(tmp_path / "new.zip") as zin, zipfile.ZipFile(tmp_path / "old.zip", "w") as zout:

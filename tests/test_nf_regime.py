@@ -10,11 +10,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from helpers_generators import TINY_NF_MARKET, tiny_nf_config
 
 from factorgym import Split, synthetic_factor_panel
 from factorgym.errors import FactorGymError
 from factorgym.features import (
-    FeatureConfig,
     MarketStateConfig,
     market_daily_stats,
     market_state_features,
@@ -22,21 +22,6 @@ from factorgym.features import (
 from factorgym.generators.neuralfactors import NeuralFactors, NeuralFactorsConfig, NeuralFactorsNet
 from factorgym.generators.neuralfactors.config import resolve_device
 from factorgym.generators.neuralfactors.inputs import MarketStateTracker
-
-TINY_FEATURES = FeatureConfig(vol_windows=(3, 6), mom_windows=(5,))
-TINY_MARKET = MarketStateConfig(vol_windows=(3, 8), drawdown_window=10, dispersion_windows=(4,))
-
-
-def tiny_config(**kw: object) -> NeuralFactorsConfig:
-    base = dict(
-        lookback=4, hidden=8, n_heads=2, n_kv_heads=1, mlp_ratio=2, n_factors=2, dropout=0.0,
-        features=TINY_FEATURES, market_state=TINY_MARKET, sector_embedding_dim=2,
-        days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=12, val_every=6,
-        warmup_steps=2, checkpoint_every=5, lr=3e-3,
-    )  # fmt: skip
-    base.update(kw)
-    return NeuralFactorsConfig(**base)  # type: ignore[arg-type]
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one intra-op thread
 
@@ -53,7 +38,7 @@ def split(syn):
 
 @pytest.fixture(scope="module")
 def fitted(syn, split):
-    return NeuralFactors(tiny_config()).fit(syn.panel, split, progress=False)
+    return NeuralFactors(tiny_nf_config()).fit(syn.panel, split, progress=False)
 
 
 # ---------------------------------------------------------------------- market state
@@ -61,47 +46,47 @@ def test_market_state_is_point_in_time_and_the_same_everywhere(syn) -> None:
     r = np.array(syn.panel.returns[:160])
     r[40:43, 2] = np.nan  # a gap in one asset
     r[70, :] = np.nan  # a day without any asset: the windows covering it are invalid
-    M, ok = market_state_features(r, TINY_MARKET)  # noqa: N806
-    assert M.shape == (160, TINY_MARKET.n_features) and not ok[: TINY_MARKET.warmup - 1].any()
-    assert not ok[70] and not ok[70 + TINY_MARKET.warmup - 1] and ok[70 + TINY_MARKET.warmup]
-    assert (M[ok, TINY_MARKET.names.index("mdd_10")] <= 0).all()
+    M, ok = market_state_features(r, TINY_NF_MARKET)  # noqa: N806
+    assert M.shape == (160, TINY_NF_MARKET.n_features) and not ok[: TINY_NF_MARKET.warmup - 1].any()
+    assert not ok[70] and not ok[70 + TINY_NF_MARKET.warmup - 1] and ok[70 + TINY_NF_MARKET.warmup]
+    assert (M[ok, TINY_NF_MARKET.names.index("mdd_10")] <= 0).all()
     # day t does not change when later rows change
     for t in (30, 90, 130):
         r2 = r.copy()
         r2[t + 1 :] = np.random.default_rng(t).normal(0, 0.2, r2[t + 1 :].shape)
-        M2, ok2 = market_state_features(r2, TINY_MARKET)  # noqa: N806
+        M2, ok2 = market_state_features(r2, TINY_NF_MARKET)  # noqa: N806
         np.testing.assert_array_equal(ok2[: t + 1], ok[: t + 1])
         np.testing.assert_array_equal(M2[: t + 1], M[: t + 1])
     # a window of the last `warmup` days gives the same last row (prediction)
-    L = TINY_MARKET.warmup  # noqa: N806
+    L = TINY_NF_MARKET.warmup  # noqa: N806
     for t in range(L - 1, 160):
-        Mw, okw = market_state_features(r[t - L + 1 : t + 1], TINY_MARKET)  # noqa: N806
+        Mw, okw = market_state_features(r[t - L + 1 : t + 1], TINY_NF_MARKET)  # noqa: N806
         assert okw[-1] == ok[t]
         np.testing.assert_allclose(Mw[-1], M[t], rtol=1e-12, atol=1e-12, equal_nan=True)
     # the simulator's tracker, pushed one day at a time, agrees with the panel computation
-    tr = MarketStateTracker(np.stack([r[:L], r[:L] * 2]), TINY_MARKET)
+    tr = MarketStateTracker(np.stack([r[:L], r[:L] * 2]), TINY_NF_MARKET)
     for t in range(L, 160):
         tr.push(np.stack([r[t], r[t] * 2]))
         Mt, okt = tr.features()  # noqa: N806
         assert okt[0] == ok[t]
         np.testing.assert_allclose(Mt[0], M[t], rtol=1e-12, atol=1e-12, equal_nan=True)
     # batched windows (leading axes) equal one-by-one
-    Mb, _ = market_state_features(np.stack([r, r[::-1]]), TINY_MARKET)  # noqa: N806
+    Mb, _ = market_state_features(np.stack([r, r[::-1]]), TINY_NF_MARKET)  # noqa: N806
     np.testing.assert_array_equal(Mb[0], M)
     st = market_daily_stats(r)
     np.testing.assert_allclose(st[5], [np.mean(r[5]), np.std(r[5])])
 
 
 def test_market_state_config_validation_and_roundtrip() -> None:
-    assert MarketStateConfig.from_dict(TINY_MARKET.to_dict()) == TINY_MARKET
-    assert TINY_MARKET.warmup == 10 and TINY_MARKET.names == ["mvol_3", "mvol_8", "mdd_10", "disp_4"]
+    assert MarketStateConfig.from_dict(TINY_NF_MARKET.to_dict()) == TINY_NF_MARKET
+    assert TINY_NF_MARKET.warmup == 10 and TINY_NF_MARKET.names == ["mvol_3", "mvol_8", "mdd_10", "disp_4"]
     with pytest.raises(FactorGymError, match="drawdown_window"):
         MarketStateConfig(drawdown_window=1)
     with pytest.raises(FactorGymError, match="no feature"):
         MarketStateConfig(vol_windows=(), drawdown_window=0, dispersion_windows=())
-    cfg = tiny_config()
+    cfg = tiny_nf_config()
     assert NeuralFactorsConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    assert cfg.n_inputs == tiny_config(market_state=None).n_inputs + TINY_MARKET.n_features + 1
+    assert cfg.n_inputs == tiny_nf_config(market_state=None).n_inputs + TINY_NF_MARKET.n_features + 1
 
 
 def test_model_with_market_state_uses_only_the_past_and_streams_exactly(fitted, syn) -> None:
@@ -135,7 +120,7 @@ def test_defaults_have_no_asset_embedding_but_a_market_state() -> None:
 
 
 def test_alpha_penalty_shrinks_alpha(syn, split) -> None:
-    cfg = tiny_config(max_steps=40, val_every=20, warmup_steps=1, lr=1e-2)
+    cfg = tiny_nf_config(max_steps=40, val_every=20, warmup_steps=1, lr=1e-2)
     free = NeuralFactors(cfg).fit(syn.panel, split, progress=False)
     shrunk = NeuralFactors(cfg.replace(alpha_penalty=200.0)).fit(syn.panel, split, progress=False)
     ws = np.stack([np.asarray(syn.panel.returns[s : s + free.min_history]) for s in range(150, 170)])
@@ -147,7 +132,7 @@ def test_alpha_penalty_shrinks_alpha(syn, split) -> None:
 
 
 def test_nu_min_bounds_every_degree_of_freedom() -> None:
-    cfg = tiny_config(nu_min=2.5)
+    cfg = tiny_nf_config(nu_min=2.5)
     net = NeuralFactorsNet.build(cfg, 3, 2, torch.Generator().manual_seed(0))
     with torch.no_grad():
         net.out.bias[2] = -30.0  # softplus ~ 0: nu sits on its bound
@@ -175,7 +160,7 @@ def _rewrite_meta(src, dst, edit) -> None:
 def test_checkpoint_without_the_new_fields_loads_as_before(syn, split, tmp_path) -> None:
     """A model saved before the new fields existed (asset embedding, no market state, nu >= 4)
     loads with its own configuration, not today's defaults, and predicts as it did."""
-    old = NeuralFactors(tiny_config(market_state=None, asset_embedding_dim=2, max_steps=6)).fit(syn.panel, split, progress=False)
+    old = NeuralFactors(tiny_nf_config(market_state=None, asset_embedding_dim=2, max_steps=6)).fit(syn.panel, split, progress=False)
     old.save(tmp_path / "new_layout.zip")
 
     def strip(meta: dict) -> None:
@@ -207,8 +192,8 @@ def test_device_setting_resolves_and_checkpoints_load_on_cpu(fitted, syn, tmp_pa
         with pytest.raises(FactorGymError, match=repr(bad)):
             resolve_device(bad)
     # "auto" trains here (on the CPU without a GPU) and gives the same weights as "cpu"
-    auto = NeuralFactors(tiny_config(max_steps=4, device="auto")).fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
-    cpu = NeuralFactors(tiny_config(max_steps=4, device="cpu")).fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
+    auto = NeuralFactors(tiny_nf_config(max_steps=4, device="auto")).fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
+    cpu = NeuralFactors(tiny_nf_config(max_steps=4, device="cpu")).fit(syn.panel, Split.by_fraction(syn.panel.dates, 0.6, 0.2), progress=False)
     if not torch.cuda.is_available():
         assert auto.device_ == torch.device("cpu")
         for a, b in zip(auto.net_.state_dict().values(), cpu.net_.state_dict().values(), strict=True):

@@ -15,24 +15,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers_generators import small_nf_config
 
 from factorgym import Split, synthetic_factor_panel
-from factorgym.features import FeatureConfig
-from factorgym.generators.neuralfactors import NeuralFactors, NeuralFactorsConfig, NeuralFactorsNet
+from factorgym.generators.neuralfactors import NeuralFactors, NeuralFactorsNet
 from factorgym.generators.neuralfactors.model import KVCache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one intra-op thread
 
 
-def _cfg(**kw: object) -> NeuralFactorsConfig:
-    base = dict(
-        lookback=5, hidden=16, n_heads=4, n_kv_heads=1, mlp_ratio=2, n_factors=3, dropout=0.0,
-        features=FeatureConfig(vol_windows=(3, 6), mom_windows=(5,)), sector_embedding_dim=2,
-        asset_embedding_dim=2, days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=8,
-        val_every=4, warmup_steps=2, checkpoint_every=100,
-    )
-    base.update(kw)
-    return NeuralFactorsConfig(**base)  # type: ignore[arg-type]
 
 
 def _reference_step(net: NeuralFactorsNet, x: torch.Tensor, caches: list[KVCache], slot: int) -> torch.Tensor:
@@ -54,7 +45,7 @@ def _reference_step(net: NeuralFactorsNet, x: torch.Tensor, caches: list[KVCache
 @pytest.mark.parametrize(("n_heads", "n_kv_heads", "hidden"), [(4, 1, 16), (4, 2, 16), (3, 1, 12)])
 def test_fast_step_equals_module_formulation(n_heads: int, n_kv_heads: int, hidden: int) -> None:
     # (3, 1, 12): dh = 4, scale 1/2 (exact); (4, 1, 16): dh = 4; (4, 2, 16): the grouped-query branch
-    cfg = _cfg(n_heads=n_heads, n_kv_heads=n_kv_heads, hidden=hidden, n_layers=2)
+    cfg = small_nf_config(n_heads=n_heads, n_kv_heads=n_kv_heads, hidden=hidden, n_layers=2)
     net = NeuralFactorsNet.build(cfg, 3, 2, torch.Generator().manual_seed(0)).eval()
     R = cfg.receptive_field  # noqa: N806
     x = torch.randn((7, R + 12, cfg.n_inputs), generator=torch.Generator().manual_seed(1))
@@ -73,7 +64,7 @@ def test_fast_step_equals_module_formulation(n_heads: int, n_kv_heads: int, hidd
 
 
 def test_heads_raw_equals_heads() -> None:
-    cfg = _cfg()
+    cfg = small_nf_config()
     net = NeuralFactorsNet.build(cfg, 5, 3, torch.Generator().manual_seed(2)).eval()
     aid, sid = torch.arange(5), torch.tensor([0, 2, 1, 2, 0])
     h2 = torch.randn((4, 5, cfg.hidden), generator=torch.Generator().manual_seed(3))
@@ -91,7 +82,7 @@ def test_heads_raw_equals_heads() -> None:
 def fitted():
     syn = synthetic_factor_panel(T=300, N=4, F=2, seed=5, n_is_samples=64)
     split = Split.by_fraction(syn.panel.dates, 0.6, 0.2)
-    return NeuralFactors(_cfg()).fit(syn.panel, split, progress=False), syn
+    return NeuralFactors(small_nf_config()).fit(syn.panel, split, progress=False), syn
 
 
 def test_simulator_params_equal_the_predictive_and_one_day_moments(fitted) -> None:

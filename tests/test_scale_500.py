@@ -9,22 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers_generators import small_nf_config
 
-from factorgym.features import FeatureConfig
 from factorgym.generators.neuralfactors import model as nf_model
-from factorgym.generators.neuralfactors.config import NeuralFactorsConfig
 from factorgym.generators.neuralfactors.model import NeuralFactorsNet
-
-
-def _cfg(**kw: object) -> NeuralFactorsConfig:
-    base = dict(
-        lookback=5, hidden=16, n_heads=4, n_kv_heads=1, mlp_ratio=2, n_factors=3, dropout=0.0,
-        features=FeatureConfig(vol_windows=(3, 6), mom_windows=(5,)), sector_embedding_dim=2,
-        asset_embedding_dim=2, days_per_block=4, blocks_per_batch=2, k=4, val_k=4, max_steps=8,
-        val_every=4, warmup_steps=2, checkpoint_every=100,
-    )  # fmt: skip
-    base.update(kw)
-    return NeuralFactorsConfig(**base)  # type: ignore[arg-type]
 
 
 def _batches_seen(net: NeuralFactorsNet) -> list[int]:
@@ -44,7 +32,7 @@ def _batches_seen(net: NeuralFactorsNet) -> list[int]:
 @pytest.mark.parametrize("sequence_model", ["attention", "gru", "lstm"])
 def test_prefill_in_bounded_passes_equals_one_pass(monkeypatch: pytest.MonkeyPatch, sequence_model: str) -> None:
     # P paths x N assets sequences: at 64 x 500 one pass held 2 GB of attention scores a layer
-    cfg = _cfg(sequence_model=sequence_model, n_layers=2)
+    cfg = small_nf_config(sequence_model=sequence_model, n_layers=2)
     net = NeuralFactorsNet.build(cfg, 3, 2, torch.Generator().manual_seed(0)).eval()
     R = cfg.receptive_field  # noqa: N806
     x = torch.randn((11, R + 6, cfg.n_inputs), generator=torch.Generator().manual_seed(1))
@@ -84,7 +72,7 @@ def fitted_nf():
 
     syn = synthetic_factor_panel(T=300, N=4, F=2, seed=5, n_is_samples=16)
     split = Split.by_fraction(syn.panel.dates, 0.6, 0.2)
-    return NeuralFactors(_cfg()).fit(syn.panel, split, progress=False), syn.panel
+    return NeuralFactors(small_nf_config()).fit(syn.panel, split, progress=False), syn.panel
 
 
 def test_simulator_diagonal_moments_equal_the_covariance_diagonal(fitted_nf) -> None:
